@@ -1,0 +1,74 @@
+# detcli tasks. Prerequisite: Python 3.10+ (3.11 tested) and `just` (`pip install rust-just`).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := ".venv"
+py := venv / "bin/python"
+detcli := venv / "bin/detcli"
+
+# list the tasks
+default:
+    @just --list
+
+# create .venv and install detcli (+ dev tools, NNCF for INT8); CPU torch unless an NVIDIA GPU is present. Fast when done.
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    python=$(command -v python3.11 || command -v python3)
+    [ -x {{ py }} ] || "$python" -m venv {{ venv }}
+    stamp={{ venv }}/.detcli-setup
+    want=$(cat pyproject.toml Justfile | sha256sum | cut -c1-16)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && {{ py }} -c "import engine, detcli, torch" 2>/dev/null; then
+        echo "setup: .venv is up to date"; exit 0
+    fi
+    if ! {{ py }} -c "import torch" 2>/dev/null; then
+        if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+            {{ py }} -m pip install torch            # CUDA build
+        else
+            {{ py }} -m pip install torch==2.13.0    # CPU build
+        fi
+    fi
+    {{ py }} -m pip install -e ".[dev,int8]"
+    # tmux drives the real-terminal dashboard test; install it where we can (root on Debian/Ubuntu)
+    if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get install -y -qq tmux >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null 2>&1)) \
+            || echo "setup: tmux not installed (the tmux dashboard test will be skipped)"
+    fi
+    echo "$want" > "$stamp"
+    echo "setup: done ({{ venv }})"
+
+# run the whole test suite (slow end-to-end tests included)
+test *args: setup
+    {{ py }} -m pytest -q -p no:cacheprovider {{ args }}
+
+# fast tests only
+test-fast *args: setup
+    {{ py }} -m pytest -q -m "not slow" {{ args }}
+
+# ruff lint + format check
+lint: setup
+    {{ venv }}/bin/ruff check .
+    {{ venv }}/bin/ruff format --check .
+
+# synthetic data -> check -> train (demo preset) -> eval -> export -> bench; prints where everything went
+demo runs="runs": setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export DETCLI_RUNS_DIR="{{ runs }}"
+    d={{ detcli }}
+    $d data synth datasets/demo --images 240 --size 256 --seed 0
+    $d data check datasets/demo
+    $d train --preset demo
+    run=$($d runs list --json | {{ py }} -c "import json,sys; print(json.load(sys.stdin)[0]['name'])")
+    $d eval "$run" --save-vis 8
+    $d export "$run" --format onnx
+    $d export "$run" --format openvino
+    $d bench "$run" --device cpu --compare --runs 50 --warmup 5
+    $d runs show "$run"
+    echo "demo: run '$run' -> {{ runs }}/$run (weights, plots, exports); watch or replay it with: $d dashboard $run"
+
+# performance benchmarks (results in benchmarks/results/)
+bench: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for b in benchmarks/[a-z]*.py; do echo "== $b"; {{ py }} "$b"; done

@@ -1,0 +1,301 @@
+"""`detcli bench`: latency per backend on a device profile, like the article's tables, stored in the run history."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import click
+
+from detcli.commands.export import resolve_weights
+
+CPU_BACKENDS = ("torch", "onnx", "openvino")
+
+
+def _artifact_for(
+    backend: str, weights: Path, run: dict | None, store, precision: str, dynamic: bool, echo
+) -> Path:
+    """The run's existing export for this backend, or a fresh one next to the weights."""
+    from engine.export.run_export import export_checkpoint
+
+    if backend == "torch":
+        return weights
+    fmt = {"onnx": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}[backend]
+    if run is not None:
+        for a in reversed(store.artifacts(run["id"], "export")):
+            m = a["meta"]
+            if (
+                m.get("format") == fmt
+                and m.get("precision") == precision
+                and bool(m.get("dynamic")) == dynamic
+                and Path(a["path"]).exists()
+            ):
+                return Path(a["path"])
+    echo(f"exporting {fmt} {precision} for the benchmark ...")
+    res = export_checkpoint(weights, fmt, half=precision == "fp16", dynamic=dynamic)
+    if run is not None:
+        store.add_artifact(
+            run["id"],
+            "export",
+            res.path,
+            {"format": fmt, "precision": precision, "imgsz": list(res.imgsz), "dynamic": dynamic},
+        )
+    return res.path
+
+
+@click.command("bench")
+@click.argument("model", metavar="RUN|MODEL")
+@click.option(
+    "--device",
+    "device_profile",
+    default="auto",
+    show_default=True,
+    help="Device profile from presets/devices (n100, cpu, rtx3060, cuda, auto).",
+)
+@click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    type=click.Choice(["torch", "onnx", "openvino", "tensorrt"]),
+    help="Benchmark only these backends (repeatable).",
+)
+@click.option("--runs", type=int, default=200, show_default=True)
+@click.option("--warmup", type=int, default=20, show_default=True)
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Folder of images to read (default: the run's val split).",
+)
+@click.option(
+    "--dynamic",
+    is_flag=True,
+    help="Also time the article's cut-padding trick: a letterbox model run at the padding-free size of each "
+    "image (PyTorch, or exports made with free H/W, which bench creates), and report the latency drop.",
+)
+@click.option(
+    "--compare", is_flag=True, help="Every backend available on this machine, with the ratio to the fastest."
+)
+@click.option("--accuracy", is_flag=True, help="Also F1/mAP50 on the val split per backend.")
+@click.pass_context
+def bench_cmd(
+    ctx: click.Context,
+    model: str,
+    device_profile: str,
+    backends: tuple[str, ...],
+    runs: int,
+    warmup: int,
+    images_dir: str | None,
+    dynamic: bool,
+    compare: bool,
+    accuracy: bool,
+) -> None:
+    """Measure latency per image (read, pre, infer, post; mean, p50, p95, FPS) as a user will get it."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from engine.bench.profiles import ProfileError, load_profile
+    from engine.bench.runner import bench_predictor, host_cpu
+    from engine.config import RunConfig
+    from engine.data.formats.yolo import IMAGE_SUFFIXES, split_images
+    from engine.infer import Predictor
+
+    console = Console()
+    if not console.is_terminal:  # piped or logged: keep the article-style table readable
+        console.width = max(console.width, 160)
+    try:
+        profile = load_profile(device_profile)
+    except ProfileError as e:
+        raise click.UsageError(str(e)) from None
+    for note in profile.notes:
+        console.print(f"[yellow]warning:[/yellow] {note}")
+
+    path = Path(model)
+    if path.suffix in (".onnx", ".xml", ".engine"):
+        from detcli.cli import runs_dir_from
+        from engine.infer.predictor import backend_for
+        from engine.runs import RunStore
+
+        weights, run, store = path, None, RunStore.open(runs_dir_from(ctx))
+        chosen = [backend_for(path)]
+    else:
+        weights, run, store = resolve_weights(ctx, model)
+        chosen = list(backends) or (list(CPU_BACKENDS) if compare else profile.backends)
+        if compare and profile.name in ("cuda", "rtx3060"):
+            chosen = ["tensorrt", *CPU_BACKENDS]
+    cfg = RunConfig.model_validate(run["config"]) if run else None
+    if images_dir:
+        images = sorted(p for p in Path(images_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif cfg and cfg.data.root:
+        images = split_images(Path(cfg.data.root), cfg.data.val_split)
+    else:
+        raise click.UsageError("no images to read: pass --images DIR")
+    if not images:
+        raise click.UsageError("no images found to benchmark with")
+
+    rows = []
+    for backend in chosen:
+        opts = dict(profile.options.get(backend, {}))
+        precision = "fp16" if opts.get("half") or opts.get("precision_hint") == "f16" else "fp32"
+        artifact = (
+            weights
+            if path.suffix in (".onnx", ".xml", ".engine")
+            else _artifact_for(
+                backend,
+                weights,
+                run,
+                store,
+                precision if backend != "onnx" else "fp32",
+                dynamic,
+                console.print,
+            )
+        )
+        kw = (
+            {"hint": opts.get("hint", "LATENCY"), "threads": opts.get("threads")}
+            if backend == "openvino"
+            else {}
+        )
+        device = str(opts.get("device", "cpu"))
+        # --dynamic times the letterbox run and the cut-padding run of the same graph: the drop is the point
+        for cut in (False, True) if dynamic else (False,):
+            try:
+                predictor = Predictor.from_path(
+                    artifact, backend=backend, device=device, cut_padding=cut, **kw
+                )
+            except (ImportError, RuntimeError, ValueError) as e:
+                console.print(f"[yellow]skipping {backend}:[/yellow] {e}")
+                continue
+            with Progress(console=console, transient=True) as prog:
+                task = prog.add_task(
+                    f"{backend} {precision}{' cut padding' if cut else ''}", total=warmup + runs
+                )
+                row = bench_predictor(
+                    predictor,
+                    images,
+                    runs,
+                    warmup,
+                    str(device),
+                    precision,
+                    str(artifact),
+                    progress=lambda d, t, task=task: prog.update(task, completed=d),
+                )
+            if accuracy and cfg is not None and not cut:
+                from engine.evaluation import ResolvedTarget, evaluate_target
+
+                res = evaluate_target(
+                    ResolvedTarget(Path(artifact), backend, cfg, run, Path(run["dir"])),
+                    cfg,
+                    "val",
+                    backend=backend,
+                )
+                row.notes.append(f"F1 {res.f1:.4f} mAP50 {res.map50:.4f}")
+                row_acc = {"f1": res.f1, "map50": res.map50}
+            else:
+                row_acc = {}
+            if cut:
+                row.imgsz += " cut"
+            rows.append(row)
+            if store is not None:
+                store.add_benchmark(
+                    {
+                        "run_id": run["id"] if run else None,
+                        "artifact": str(artifact),
+                        "backend": backend,
+                        "device_profile": profile.name,
+                        "host_cpu": host_cpu(),
+                        "host_gpu": _gpu_name(),
+                        "precision": precision,
+                        "imgsz": row.imgsz,
+                        "batch": 1,
+                        "latency_p50": row.p50_ms,
+                        "latency_p95": row.p95_ms,
+                        "latency_mean": row.mean_ms,
+                        "fps": row.fps,
+                        "breakdown": {
+                            "read": row.read_ms,
+                            "pre": row.pre_ms,
+                            "infer": row.infer_ms,
+                            "post": row.post_ms,
+                            "model_only": row.model_only_ms,
+                            "rss_mb": row.rss_mb,
+                            "dynamic": dynamic,
+                            "cut_padding": cut,
+                            **row_acc,
+                        },
+                    }
+                )
+    if not rows:
+        raise click.ClickException("no backend could run on this machine")
+    _print_table(console, rows, profile.name, compare or len(rows) > 1)
+    if dynamic:
+        for full, cut in itertools.pairwise(rows):
+            if full.backend == cut.backend and cut.imgsz.endswith(" cut") and not full.imgsz.endswith(" cut"):
+                drop = 100 * (1 - cut.mean_ms / full.mean_ms)
+                console.print(
+                    f"cut padding on {cut.backend}: {full.mean_ms:.1f} -> {cut.mean_ms:.1f} ms per image "
+                    f"({-drop:+.0f}% latency)"
+                )
+
+
+def _gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def _print_table(console, rows, profile: str, ratios: bool) -> None:
+    from rich.table import Table
+
+    from engine.bench.runner import host_cpu
+
+    fastest = min(r.mean_ms for r in rows)
+    t = Table(title=f"latency per image on {host_cpu()} (profile {profile}), ms", title_justify="left")
+    cols = [
+        "backend",
+        "device",
+        "precision",
+        "imgsz",
+        "read",
+        "pre",
+        "infer",
+        "post",
+        "mean",
+        "p50",
+        "p95",
+        "FPS",
+        "model only",
+    ]
+    if ratios:
+        cols.append("x fastest")
+    if any(r.notes for r in rows):
+        cols.append("accuracy")
+    for c in cols:
+        t.add_column(
+            c, justify="left" if c in ("backend", "device", "precision", "imgsz", "accuracy") else "right"
+        )
+    for r in rows:
+        vals = [
+            r.backend,
+            r.device,
+            r.precision,
+            r.imgsz,
+            f"{r.read_ms:.1f}",
+            f"{r.pre_ms:.1f}",
+            f"{r.infer_ms:.1f}",
+            f"{r.post_ms:.1f}",
+            f"{r.mean_ms:.1f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p95_ms:.1f}",
+            f"{r.fps:.1f}",
+            f"{r.model_only_ms:.1f}",
+        ]
+        if ratios:
+            vals.append(f"{r.mean_ms / fastest:.2f}")
+        if "accuracy" in cols:
+            vals.append("; ".join(r.notes))
+        t.add_row(*vals)
+    console.print(t)
+
+
+COMMANDS = [bench_cmd]

@@ -1,0 +1,30 @@
+"""Turning engine errors into clean CLI errors (a message and an exit code, never a traceback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+
+@contextmanager
+def config_errors() -> Iterator[None]:
+    """Config problems are usage errors: exit 2 with the engine's message (key, value, did-you-mean)."""
+    from engine.config import ConfigError
+
+    try:
+        yield
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+
+
+@contextmanager
+def run_errors() -> Iterator[None]:
+    """An unknown run name is a usage error naming close matches."""
+    from engine.runs import RunNotFound
+
+    try:
+        yield
+    except RunNotFound as e:
+        raise click.UsageError(str(e)) from None

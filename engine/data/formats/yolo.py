@@ -1,0 +1,148 @@
+"""YOLO layout: images/, labels/ (same relative names, .txt: `class cx cy w h`, normalised), classes.txt or
+data.yaml (`names:`), optional split CSVs of relative image paths."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from engine.data.records import ImageRecord
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class DatasetError(ValueError):
+    """A dataset problem a user must fix; the message names the file (and line)."""
+
+
+@dataclass
+class LabelProblem:
+    """A defect in one label file, with where it is."""
+
+    path: Path
+    line: int | None
+    message: str
+    text: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}" + (f" ({self.text!r})" if self.text else "")
+
+
+def read_classes(root: Path, classes: list[str] | None = None) -> list[str]:
+    """Class names from the config, else classes.txt, else data.yaml `names:`."""
+    if classes:
+        return list(classes)
+    root = Path(root)
+    if (root / "classes.txt").is_file():
+        return [ln.strip() for ln in (root / "classes.txt").read_text().splitlines() if ln.strip()]
+    if (root / "data.yaml").is_file():
+        names = (yaml.safe_load((root / "data.yaml").read_text()) or {}).get("names")
+        if isinstance(names, dict):
+            return [names[k] for k in sorted(names)]
+        if isinstance(names, list):
+            return [str(n) for n in names]
+    raise DatasetError(
+        f"{root}: no class names: add classes.txt (one name a line) or data.yaml (names: [...]), "
+        "or set data.classes=[a,b,...]"
+    )
+
+
+def label_path_for(root: Path, image: Path) -> Path:
+    """labels/<same relative path>.txt for images/<relative path>."""
+    rel = image.relative_to(root / "images") if image.is_relative_to(root / "images") else Path(image.name)
+    return (root / "labels" / rel).with_suffix(".txt")
+
+
+def parse_label_file(
+    path: Path, width: int, height: int, num_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[LabelProblem]]:
+    """Boxes (xyxy pixels) and labels of one YOLO txt file; malformed rows are reported and skipped."""
+    boxes, labels, problems = [], [], []
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        parts = text.split()
+        if len(parts) != 5:
+            problems.append(
+                LabelProblem(path, i, f"expected 5 values (class cx cy w h), got {len(parts)}", text)
+            )
+            continue
+        try:
+            cls = int(float(parts[0]))
+            cx, cy, w, h = (float(v) for v in parts[1:])
+        except ValueError:
+            problems.append(LabelProblem(path, i, "not a number", text))
+            continue
+        if num_classes is not None and not 0 <= cls < num_classes:
+            problems.append(LabelProblem(path, i, f"class id {cls} outside 0..{num_classes - 1}", text))
+            continue
+        if min(cx, cy, w, h) < 0 or max(cx, cy, w, h) > 1.0 + 1e-6:
+            problems.append(LabelProblem(path, i, "coordinates not normalised to [0, 1]", text))
+            continue
+        if w <= 0 or h <= 0:
+            problems.append(LabelProblem(path, i, "zero or negative box size", text))
+            continue
+        x1, y1 = max(0.0, (cx - w / 2)) * width, max(0.0, (cy - h / 2)) * height
+        x2, y2 = min(1.0, (cx + w / 2)) * width, min(1.0, (cy + h / 2)) * height
+        boxes.append([x1, y1, x2, y2])
+        labels.append(cls)
+    return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), problems
+
+
+def split_images(root: Path, split: str) -> list[Path]:
+    """Image paths of a split: a CSV of relative paths, a folder under root, or (missing) every image."""
+    root = Path(root)
+    cand = root / split
+    if cand.suffix == ".csv" or (root / f"{split}.csv").is_file():
+        csv_path = cand if cand.suffix == ".csv" else root / f"{split}.csv"
+        if not csv_path.is_file():
+            raise DatasetError(
+                f"split file not found: {csv_path} (make splits with `detcli data split {root}`)"
+            )
+        with open(csv_path, newline="") as f:
+            return [root / row[0].strip() for row in csv.reader(f) if row and row[0].strip()]
+    folder = cand if cand.is_dir() else root / "images" / split
+    if folder.is_dir():
+        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    raise DatasetError(f"{root}: no split '{split}' (expected {split}.csv or a folder images/{split}/)")
+
+
+def load_records(
+    root: str | Path, split: str, class_names: list[str]
+) -> tuple[list[ImageRecord], list[LabelProblem]]:
+    """Records of a split. Missing label files mean background; unreadable images are reported, not fatal."""
+    root = Path(root)
+    records, problems = [], []
+    for image in split_images(root, split):
+        try:
+            with Image.open(image) as im:
+                width, height = im.size
+        except (OSError, ValueError) as e:
+            problems.append(LabelProblem(image, None, f"unreadable image ({e.__class__.__name__})"))
+            continue
+        label = label_path_for(root, image)
+        if label.is_file():
+            boxes, labels, bad = parse_label_file(label, width, height, len(class_names))
+            problems.extend(bad)
+        else:
+            boxes, labels = np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
+        records.append(ImageRecord(image, width, height, boxes, labels))
+    return records, problems
+
+
+def write_label_file(path: Path, record: ImageRecord) -> None:
+    """Write one record as a YOLO txt file (normalised cx cy w h, 6 decimals)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = record.width, record.height
+    with open(path, "w") as f:
+        for (x1, y1, x2, y2), c in zip(record.boxes, record.labels, strict=True):
+            f.write(
+                f"{int(c)} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
+            )

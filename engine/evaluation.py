@@ -1,0 +1,125 @@
+"""Evaluate any model (a run, weights, or an export) on a dataset split, with pictures of what it gets wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from engine.config import RunConfig
+from engine.data.dataset import build_dataset
+from engine.metrics import DetectionEvaluator, EvalResult
+from engine.metrics.gallery import draw_detections, grid
+from engine.models.checkpoint import read_checkpoint
+from engine.runs import RunStore
+
+
+@dataclass
+class ResolvedTarget:
+    path: Path  # the model file
+    backend: str
+    config: RunConfig
+    run: dict | None
+    out_dir: Path
+
+
+def resolve_target(target: str, store: RunStore) -> ResolvedTarget:
+    """A run name (its best.pt), or a .pt/.onnx/.xml/.engine file (its run found through the metadata)."""
+    from engine.infer.predictor import backend_for
+
+    path = Path(target)
+    if not path.exists():
+        run = store.resolve_run(target)  # raises RunNotFound with suggestions
+        best = Path(run["dir"]) / "best.pt"
+        if not best.is_file():
+            raise FileNotFoundError(f"run '{run['name']}' has no best.pt yet (it has not finished an epoch)")
+        return ResolvedTarget(best, "torch", RunConfig.model_validate(run["config"]), run, Path(run["dir"]))
+    backend = backend_for(path)
+    if backend == "torch":
+        ck = read_checkpoint(path)
+        cfg_dict, run_name = ck.get("config"), ck.get("run_name")
+    else:
+        from engine.export.metadata import read_metadata
+
+        meta = read_metadata(path)
+        run_name, cfg_dict = meta.get("run_name"), None
+    run = store.get_run(run_name) if run_name else None
+    if cfg_dict is None and run is not None:
+        cfg_dict = run["config"]
+    cfg = RunConfig.model_validate(cfg_dict) if cfg_dict else RunConfig()
+    return ResolvedTarget(path, backend, cfg, run, Path(run["dir"]) if run else path.parent)
+
+
+def evaluate_target(
+    resolved: ResolvedTarget,
+    cfg: RunConfig,
+    split: str,
+    backend: str | None = None,
+    save_vis: int = 0,
+    vis_dir: Path | None = None,
+) -> EvalResult:
+    """Run the model over the split through the shared Predictor and score it."""
+    from engine.infer import Predictor
+
+    predictor = Predictor.from_path(resolved.path, backend=backend, conf=0.0)
+    dataset = build_dataset(cfg, split, "val")
+    ev = DetectionEvaluator(
+        dataset.class_names, conf=cfg.eval.conf, iou=cfg.eval.iou, max_det=cfg.eval.max_det
+    )
+    kept: list = []
+    for rec in dataset.records:
+        img = cv2.imread(str(rec.path))
+        if img is None:
+            continue
+        det = predictor.predict(img, conf=0.0)
+        ev.add(
+            str(rec.path),
+            det.boxes[: cfg.eval.max_det],
+            det.scores[: cfg.eval.max_det],
+            det.labels[: cfg.eval.max_det],
+            rec.boxes,
+            rec.labels,
+            ignore_boxes=rec.ignore,
+            image_size=(rec.height, rec.width),
+        )
+        if save_vis:
+            kept.append((rec, det))
+    result = ev.compute()
+    if save_vis and vis_dir is not None:
+        save_visualisations(result, kept, dataset.class_names, cfg.eval.conf, vis_dir, save_vis)
+    return result
+
+
+def save_visualisations(
+    result: EvalResult, items: list, class_names: list[str], conf: float, out_dir: Path, n: int
+) -> list[Path]:
+    """predictions.png (the first n images) and errors.png (the n images with the most FP + FN)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def draw(rec, det, title=""):
+        keep = det.scores >= conf
+        img = cv2.imread(str(rec.path))
+        return draw_detections(
+            img,
+            gt=(rec.boxes, rec.labels),
+            pred=(det.boxes[keep], det.scores[keep], det.labels[keep]),
+            class_names=class_names,
+            title=title,
+        )
+
+    paths = []
+    first = [draw(rec, det) for rec, det in items[:n]]
+    cv2.imwrite(str(out_dir / "predictions.png"), grid(first))
+    paths.append(out_dir / "predictions.png")
+    errors = {e["image_id"]: e for e in result.per_image}
+    ranked = sorted(items, key=lambda it: -(errors[str(it[0].path)]["fp"] + errors[str(it[0].path)]["fn"]))
+    worst = [
+        draw(rec, det, f"FP {errors[str(rec.path)]['fp']} FN {errors[str(rec.path)]['fn']}")
+        for rec, det in ranked[:n]
+        if errors[str(rec.path)]["fp"] + errors[str(rec.path)]["fn"] > 0
+    ]
+    if worst:
+        cv2.imwrite(str(out_dir / "errors.png"), grid(worst))
+        paths.append(out_dir / "errors.png")
+    return paths

@@ -1,0 +1,1 @@
+"""Export: ONNX (post-processing in the graph), OpenVINO IR (FP32/FP16/INT8), TensorRT engines."""

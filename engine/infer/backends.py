@@ -1,0 +1,134 @@
+"""Backends run the compiled graph: (images NCHW float32, sizes N x 2 (w, h)) -> labels, boxes, scores.
+
+Boxes come back in pixels of `sizes`; the shared post-processing maps them to the original image.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+
+class Backend(ABC):
+    name = "base"
+    dynamic = False  # whether the graph accepts any H, W (needed for cut-padding inference)
+
+    @abstractmethod
+    def run(self, images: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the compiled graph on a batch."""
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    dynamic = True
+
+    def __init__(self, path: Path, device: str = "cpu"):
+        import torch
+
+        from engine.models import DFINEPostProcessor, build_model_from_checkpoint
+
+        self.torch, self.device = torch, torch.device(device)
+        model, self.meta = build_model_from_checkpoint(path)
+        self.model = model.to(self.device).eval()
+        self.post = DFINEPostProcessor(
+            model.num_classes, num_top_queries=min(300, model.decoder.num_queries * model.num_classes)
+        )
+
+    def run(self, images, sizes):
+        with self.torch.no_grad():
+            out = self.model(self.torch.from_numpy(images).to(self.device))
+            labels, boxes, scores = self.post(out, self.torch.from_numpy(sizes).to(self.device))
+        return labels.cpu().numpy(), boxes.float().cpu().numpy(), scores.float().cpu().numpy()
+
+
+class OnnxBackend(Backend):
+    name = "onnx"
+
+    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if device.startswith("cuda")
+            else ["CPUExecutionProvider"]
+        )
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        shape = self.session.get_inputs()[0].shape
+        self.dynamic = not all(isinstance(d, int) for d in shape[2:])
+
+    def run(self, images, sizes):
+        labels, boxes, scores = self.session.run(None, {"images": images, "orig_target_sizes": sizes})
+        return labels, boxes, scores
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+
+    def __init__(
+        self,
+        path: Path,
+        device: str = "CPU",
+        hint: str = "LATENCY",
+        threads: int | None = None,
+        precision: str | None = None,
+    ):
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(path))
+        shape = model.inputs[0].get_partial_shape()
+        self.dynamic = shape[2].is_dynamic or shape[3].is_dynamic  # batch may be free; H, W decide
+        config = {"PERFORMANCE_HINT": hint}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        if precision:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        self.compiled = core.compile_model(model, device, config)
+        self.request = self.compiled.create_infer_request()
+        self.device_name = device
+
+    def run(self, images, sizes):
+        res = self.request.infer({"images": images, "orig_target_sizes": sizes})
+        out = [res[o] for o in self.compiled.outputs]
+        return out[0], out[1], out[2]
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, path: Path, device: str = "cuda"):
+        from engine.export.tensorrt import require_tensorrt
+
+        trt, torch = require_tensorrt()
+        self.torch = torch
+        logger = trt.Logger(trt.Logger.WARNING)
+        with open(path, "rb") as f, trt.Runtime(logger) as runtime:
+            self.engine = runtime.deserialize_cuda_engine(f.read())
+        self.context = self.engine.create_execution_context()
+        self.names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+
+    def run(self, images, sizes):
+        torch = self.torch
+        feeds = {
+            "images": torch.from_numpy(images).cuda(),
+            "orig_target_sizes": torch.from_numpy(sizes).cuda(),
+        }
+        outs = {}
+        for name in self.names:
+            if name in feeds:
+                self.context.set_input_shape(name, tuple(feeds[name].shape))
+                self.context.set_tensor_address(name, feeds[name].data_ptr())
+        for name in self.names:
+            if name not in feeds:
+                shape = tuple(self.context.get_tensor_shape(name))
+                dtype = torch.int64 if name == "labels" else torch.float32
+                outs[name] = torch.empty(shape, dtype=dtype, device="cuda")
+                self.context.set_tensor_address(name, outs[name].data_ptr())
+        self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
+        torch.cuda.synchronize()
+        return outs["labels"].cpu().numpy(), outs["boxes"].cpu().numpy(), outs["scores"].cpu().numpy()

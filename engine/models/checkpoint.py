@@ -1,0 +1,133 @@
+"""Loading official and detcli checkpoints, and saving detcli ones that rebuild their model alone.
+
+Files are read with `torch.load(weights_only=True)`: a checkpoint from the internet never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "detcli-checkpoint-v1"
+
+
+@dataclass
+class LoadReport:
+    """What `load_checkpoint` did with each key of the file and of the model."""
+
+    source: str
+    layout: str
+    loaded: list[str] = field(default_factory=list)
+    reinitialised: list[str] = field(
+        default_factory=list
+    )  # in the file, but the shape differs (e.g. classes)
+    unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
+    missing: list[str] = field(default_factory=list)  # in the model, not in the file (left as initialised)
+
+    @property
+    def complete(self) -> bool:
+        return not (self.reinitialised or self.unexpected or self.missing)
+
+    def summary(self) -> str:
+        lines = [f"{self.source} ({self.layout}): loaded {len(self.loaded)} tensors"]
+        for label, keys in (
+            ("re-initialised (shape differs, e.g. class count)", self.reinitialised),
+            ("ignored (not in this model)", self.unexpected),
+            ("missing from the file (kept as initialised)", self.missing),
+        ):
+            if keys:
+                shown = ", ".join(keys[:6]) + (f", ... ({len(keys) - 6} more)" if len(keys) > 6 else "")
+                lines.append(f"  {label}: {len(keys)}: {shown}")
+        return "\n".join(lines)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint file safely; a clear error if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle/zip errors come in many types
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+
+
+def extract_state_dict(ckpt: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
+    """The model weights inside a checkpoint, whatever its layout: (state_dict, layout name)."""
+    if ckpt.get("format") == FORMAT:
+        return ckpt["model"], "detcli"
+    ema = ckpt.get("ema")
+    if isinstance(ema, dict) and isinstance(ema.get("module"), dict):
+        return ema["module"], "official-ema"
+    if isinstance(ckpt.get("model"), dict):
+        return ckpt["model"], "official"
+    if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return ckpt, "state_dict"
+    raise ValueError(
+        "unrecognised checkpoint layout: expected {'model': ...}, {'ema': {'module': ...}} or a state dict"
+    )
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> LoadReport:
+    """Load official or detcli weights into `model`; tensors whose shape differs are left re-initialised."""
+    state, layout = extract_state_dict(read_checkpoint(path))
+    own = model.state_dict()
+    report = LoadReport(str(path), layout)
+    usable = {}
+    for key, value in state.items():
+        if key not in own:
+            report.unexpected.append(key)
+        elif own[key].shape != value.shape:
+            report.reinitialised.append(key)
+        else:
+            # keep the model's dtype (decoder.reg_scale is int64 in official files and stays so)
+            usable[key] = value.to(own[key].dtype)
+            report.loaded.append(key)
+    report.missing = [k for k in own if k not in state]
+    model.load_state_dict(usable, strict=False)
+    return report
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    class_names: list[str],
+    imgsz: tuple[int, int],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write weights + everything needed to rebuild the model, atomically (temp file, then rename)."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    config = getattr(model, "config", None)
+    if config is None:
+        raise ValueError("save_checkpoint needs a detcli model (built by engine.models.build_model)")
+    ckpt = {
+        "format": FORMAT,
+        "model": model.state_dict(),
+        "model_config": dict(config),
+        "class_names": list(class_names),
+        "imgsz": [int(imgsz[0]), int(imgsz[1])],
+        **(extra or {}),
+    }
+    return atomic_save(ckpt, path)
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temp file in the same folder, then os.replace: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

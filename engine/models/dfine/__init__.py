@@ -1,0 +1,1 @@
+"""D-FINE: backbone, hybrid encoder, FDR decoder, matcher, criterion and post-processor."""

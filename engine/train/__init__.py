@@ -1,0 +1,1 @@
+"""Training: the loop, optimizer groups, schedulers, EMA, checkpoints, distributed helpers."""
