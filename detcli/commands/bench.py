@@ -152,7 +152,11 @@ def bench_cmd(
             )
         )
         kw = (
-            {"hint": opts.get("hint", "LATENCY"), "threads": opts.get("threads")}
+            {
+                "hint": opts.get("hint", "LATENCY"),
+                "threads": opts.get("threads"),
+                "precision": opts.get("precision_hint"),
+            }
             if backend == "openvino"
             else {}
         )

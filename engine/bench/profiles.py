@@ -63,9 +63,9 @@ def load_profile(name: str) -> DeviceProfile:
     )
     ov = prof.options.get("openvino")
     if ov and ov.get("device") == "GPU":
-        import openvino as ov_rt
+        from engine.infer.openvino_core import core
 
-        if "GPU" not in ov_rt.Core().available_devices:
+        if "GPU" not in core().available_devices:
             fallback = ov.get("fallback_device", "CPU")
             prof.notes.append(
                 f"no Intel GPU visible to OpenVINO on this machine: falling back to {fallback} "

@@ -49,9 +49,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             if prop.key == KEY:
                 return json.loads(prop.value)
     elif path.suffix == ".xml":
-        import openvino as ov
+        from engine.infer.openvino_core import core
 
-        model = ov.Core().read_model(str(path))
+        model = core().read_model(str(path))
         if model.has_rt_info([KEY]):
             return json.loads(model.get_rt_info([KEY]).astype(str))
     side = sidecar_path(path)

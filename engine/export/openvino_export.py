@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.export.metadata import KEY
+from engine.infer.openvino_core import shared_core
 
 
 def require_nncf():
@@ -39,16 +40,19 @@ def export_openvino(
             {"images": im, "orig_target_sizes": np.array([[im.shape[3], im.shape[2]]], np.int64)}
             for im in int8_images
         ]
-        model = nncf.quantize(
-            model,
-            nncf.Dataset(data),
-            model_type=nncf.ModelType.TRANSFORMER,
-            # Float stays where INT8 costs accuracy: the decoder (sampling offsets, FDR distributions) and the
-            # backbone stem that sees raw pixels. Measured on a trained model: stem quantised, mAP50 0.835 -> 0.621;
-            # stem kept in float, 0.822 (tests/train/test_train_e2e.py).
-            ignored_scope=nncf.IgnoredScope(patterns=[".*decoder.*", ".*backbone/stem.*"], validate=False),
-            subset_size=len(data),
-        )
+        with shared_core():  # NNCF makes Cores of its own: see engine/infer/openvino_core.py
+            model = nncf.quantize(
+                model,
+                nncf.Dataset(data),
+                model_type=nncf.ModelType.TRANSFORMER,
+                # Float stays where INT8 costs accuracy: the decoder (sampling offsets, FDR distributions) and the
+                # backbone stem that sees raw pixels. Measured on a trained model: stem quantised, mAP50
+                # 0.835 -> 0.621; stem kept in float, 0.822 (tests/train/test_train_e2e.py).
+                ignored_scope=nncf.IgnoredScope(
+                    patterns=[".*decoder.*", ".*backbone/stem.*"], validate=False
+                ),
+                subset_size=len(data),
+            )
     model.set_rt_info(json.dumps(metadata), [KEY])
     xml_path.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(model, str(xml_path), compress_to_fp16=half)

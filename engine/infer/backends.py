@@ -77,17 +77,19 @@ class OpenVinoBackend(Backend):
         threads: int | None = None,
         precision: str | None = None,
     ):
-        import openvino as ov
+        from engine.infer.openvino_core import core as shared_core
 
-        core = ov.Core()
+        core = shared_core()
         model = core.read_model(str(path))
         shape = model.inputs[0].get_partial_shape()
         self.dynamic = shape[2].is_dynamic or shape[3].is_dynamic  # batch may be free; H, W decide
         config = {"PERFORMANCE_HINT": hint}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
+        # An FP32 graph runs in FP32 unless asked otherwise: on CPUs with AVX512-BF16 or AMX, OpenVINO's default is
+        # bf16, which moves boxes by pixels and makes the numbers depend on the machine.
+        if precision or device.startswith("CPU"):
+            config["INFERENCE_PRECISION_HINT"] = precision or "f32"
         self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
         self.device_name = device
