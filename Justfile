@@ -72,3 +72,18 @@ bench: setup
     #!/usr/bin/env bash
     set -euo pipefail
     for b in benchmarks/[a-z]*.py; do echo "== $b"; {{ py }} "$b"; done
+
+# Never a dependency of detcli; the official D-FINE needs torchvision, which does not install beside the CPU torch.
+# After it: DETCLI_OFFICIAL_DFINE=<dir>/D-FINE DETCLI_PEER_PY=<dir>/venv/bin/python ULTRALYTICS_PY=<dir>/venv/bin/python just bench
+# a throwaway venv + official D-FINE checkout outside the repo, for the peers `just bench` measures against
+peer-venv dir="../detcli-peers":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p "{{ dir }}"
+    [ -x "{{ dir }}/venv/bin/python" ] || python3 -m venv "{{ dir }}/venv"
+    # torch + torchvision as a matching pair (2.14.1 / 0.29.1 are the newest pair on our CPU machines' disk)
+    "{{ dir }}/venv/bin/pip" install -q torch==2.14.1 torchvision==0.29.1 scipy pyyaml faster-coco-eval \
+        tensorboard transformers calflops loguru onnx ultralytics
+    [ -d "{{ dir }}/D-FINE" ] || git clone -q https://github.com/Peterande/D-FINE "{{ dir }}/D-FINE" \
+        || echo "peer-venv: could not clone D-FINE: put a checkout at {{ dir }}/D-FINE"
+    echo "peer-venv: DETCLI_OFFICIAL_DFINE={{ dir }}/D-FINE DETCLI_PEER_PY={{ dir }}/venv/bin/python ULTRALYTICS_PY={{ dir }}/venv/bin/python just bench"

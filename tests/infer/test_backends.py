@@ -51,6 +51,10 @@ def test_onnx_and_openvino_match_torch(weights, images, tmp_path):
         assert_detections_match(want, preds[ov32].predict(img, conf=0.1))
         # FP16 weights: boxes within 3 px and scores within 2e-2 of FP32 (stated bound)
         assert_detections_match(want, preds[ov16].predict(img, conf=0.05), px=3.0, score=2e-2, top=10)
+    # single images run through OpenVINO's batch-1 copy, batches through the free-batch graph: same detections
+    singles = [preds[ov32].predict(img, conf=0.1) for img in images]
+    for want, got in zip(singles, preds[ov32].predict_batch(images, conf=0.1), strict=True):
+        assert_detections_match(want, got)
 
 
 @pytest.mark.slow
