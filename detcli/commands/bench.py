@@ -92,18 +92,16 @@ def bench_cmd(
     accuracy: bool,
 ) -> None:
     """Measure latency per image (read, pre, infer, post; mean, p50, p95, FPS) as a user will get it."""
-    from rich.console import Console
     from rich.progress import Progress
 
+    from detcli.console import make_console
     from engine.bench.profiles import ProfileError, load_profile
     from engine.bench.runner import bench_predictor, host_cpu
     from engine.config import RunConfig
     from engine.data.formats.yolo import IMAGE_SUFFIXES, split_images
     from engine.infer import Predictor
 
-    console = Console()
-    if not console.is_terminal:  # piped or logged: keep the article-style table readable
-        console.width = max(console.width, 160)
+    console = make_console()
     try:
         profile = load_profile(device_profile)
     except ProfileError as e:

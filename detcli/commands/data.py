@@ -67,10 +67,10 @@ def check_cmd(
 
     Exit code 1 when errors exist (0 with warnings only).
     """
-    from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
+    from detcli.console import make_console
     from detcli.errors import config_errors
     from engine.config import load_config
     from engine.data.checks import check_dataset
@@ -99,7 +99,7 @@ def check_cmd(
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:
-        con = Console()
+        con = make_console()
         t = Table(title=f"data check: {root}", title_justify="left")
         for c in ("images", "labelled", "backgrounds", "boxes", "errors", "warnings"):
             t.add_column(c, justify="right")

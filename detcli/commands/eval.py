@@ -75,11 +75,10 @@ def eval_cmd(
     detcli eval runs/demo-3/model.onnx      # an export, same metrics (is the FP16/INT8 export as good?)
     detcli eval --gt gt.json --pred dets.json --json   # numbers from another framework
     """
-    from rich.console import Console
-
+    from detcli.console import make_console
     from detcli.render import render_eval
 
-    console = Console(stderr=as_json)
+    console = make_console(stderr=as_json)
     if gt_path or pred_path:
         if not (gt_path and pred_path) or target:
             raise click.UsageError("score files with both --gt and --pred (and no RUN argument)")

@@ -15,9 +15,9 @@ def presets_group() -> None:
 @presets_group.command("list")
 def list_cmd() -> None:
     """Name and purpose of every preset."""
-    from rich.console import Console
     from rich.table import Table
 
+    from detcli.console import make_console
     from engine.config import list_presets, presets_dir
 
     table = Table(title=f"presets in {presets_dir()}", title_justify="left")
@@ -25,7 +25,7 @@ def list_cmd() -> None:
     table.add_column("purpose")
     for name, purpose in list_presets():
         table.add_row(name, purpose)
-    Console().print(table)
+    make_console().print(table)
 
 
 @presets_group.command("show")
@@ -33,16 +33,16 @@ def list_cmd() -> None:
 @click.argument("overrides", nargs=-1)
 def show_cmd(name: str, overrides: tuple[str, ...]) -> None:
     """The resolved config of preset NAME (plus any k=v overrides); keys the preset changes are highlighted."""
-    from rich.console import Console
     from rich.syntax import Syntax
 
+    from detcli.console import make_console
     from engine.config import RunConfig, config_diff, load_config
 
     with config_errors():
         cfg = load_config(name, overrides=overrides)
     changed = config_diff(RunConfig(), cfg)
     changed.pop("preset", None)
-    console = Console()
+    console = make_console()
     console.print(Syntax(cfg.to_yaml(), "yaml", theme="ansi_dark", background_color="default"))
     console.print(f"[bold]{len(changed)} keys differ from the defaults:[/bold]")
     for key, (default, value) in changed.items():

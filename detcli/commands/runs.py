@@ -49,8 +49,9 @@ def list_cmd(ctx: click.Context, status: str | None, preset: str | None, as_json
     if as_json:
         click.echo(json.dumps([{k: v for k, v in r.items() if k != "config"} for r in runs], default=str))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from detcli.console import make_console
 
     if not runs:
         click.echo("no runs yet: start one with `detcli train --preset demo`")
@@ -72,7 +73,7 @@ def list_cmd(ctx: click.Context, status: str | None, preset: str | None, as_json
             _age(r["started_at"]),
             r["dir"],
         )
-    Console().print(t)
+    make_console().print(t)
 
 
 def _preset_diff(run: dict) -> dict:
@@ -115,10 +116,11 @@ def show_cmd(ctx: click.Context, run: str, as_json: bool) -> None:
             )
         )
         return
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    from detcli.console import make_console
+
+    con = make_console()
     con.print(
         f"[bold]{r['name']}[/bold]  {r['status']}  preset {r['preset']}  model {r['model']}  "
         f"device {r['device']}  host {r['host']}  dir {r['dir']}"
@@ -232,10 +234,11 @@ def compare_cmd(ctx: click.Context, runs: tuple[str, ...], as_json: bool, as_csv
             w.writerow([m, *[table[n][m] for n in names]])
         click.echo(buf.getvalue().rstrip())
         return
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    from detcli.console import make_console
+
+    con = make_console()
     t = Table(title="config keys that differ", title_justify="left")
     t.add_column("key")
     for n in names:
