@@ -16,10 +16,7 @@ def coco_map(gt: dict, detections: list[dict], max_det: int = 100) -> dict:
     """
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(gt)
-        if detections:
-            coco_dt = coco_gt.loadRes(detections)
-        else:
-            coco_dt = COCO({"images": gt["images"], "annotations": [], "categories": gt["categories"]})
+        coco_dt = _results(gt, detections)
         ev = COCOeval_faster(coco_gt, coco_dt, "bbox", print_function=lambda *a, **k: None)
         ev.params.maxDets = [1, 10, max_det]
         ev.evaluate()
@@ -49,47 +46,62 @@ def coco_map(gt: dict, detections: list[dict], max_det: int = 100) -> dict:
     return out
 
 
+def _results(gt: dict, detections: list[dict]) -> COCO:
+    """The detections as a COCO object, built directly: `loadRes` also writes a polygon per box (for segm
+    evaluation) and re-copies every result, a third of the whole evaluation time at 500k detections."""
+    known = {im["id"] for im in gt["images"]}
+    unknown = {d["image_id"] for d in detections} - known
+    if unknown:
+        raise ValueError(f"detections name image ids not in the ground truth: {sorted(unknown)[:5]}")
+    anns = [
+        d | {"id": i, "area": d["bbox"][2] * d["bbox"][3], "iscrowd": 0}
+        for i, d in enumerate(detections, start=1)
+    ]
+    res = COCO()
+    res.dataset = {"images": list(gt["images"]), "categories": list(gt["categories"]), "annotations": anns}
+    res.createIndex()
+    return res
+
+
 def to_coco(images: list[dict], num_classes: int) -> tuple[dict, list[dict]]:
     """Build a COCO gt dict and result list from per-image arrays (xyxy pixels, contiguous labels).
 
     images: dicts with id, width, height, gt_boxes, gt_labels, pred_boxes, pred_scores, pred_labels.
     """
-    gt = {
-        "images": [],
+    gt: dict = {
+        "images": [{"id": im["id"], "width": im["width"], "height": im["height"]} for im in images],
         "annotations": [],
         "categories": [{"id": c, "name": str(c)} for c in range(num_classes)],
     }
     dets: list[dict] = []
-    ann_id = 1
     for im in images:
-        gt["images"].append({"id": im["id"], "width": im["width"], "height": im["height"]})
-        for (x1, y1, x2, y2), c in zip(
-            np.asarray(im["gt_boxes"]).reshape(-1, 4), np.asarray(im["gt_labels"]), strict=True
-        ):
-            w, h = float(x2 - x1), float(y2 - y1)
-            gt["annotations"].append(
-                {
-                    "id": ann_id,
-                    "image_id": im["id"],
-                    "category_id": int(c),
-                    "bbox": [float(x1), float(y1), w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
+        image_id = im["id"]
+        # xywh rows as Python floats in one conversion per image (not one numpy scalar at a time)
+        g = np.array(im["gt_boxes"], np.float64).reshape(-1, 4)  # a copy: made xywh in place
+        g[:, 2:] -= g[:, :2]
+        first = len(gt["annotations"]) + 1
+        gt["annotations"] += [
+            {
+                "id": first + k,
+                "image_id": image_id,
+                "category_id": c,
+                "bbox": box,
+                "area": box[2] * box[3],
+                "iscrowd": 0,
+            }
+            for k, (box, c) in enumerate(
+                zip(g.tolist(), np.asarray(im["gt_labels"]).reshape(-1).tolist(), strict=True)
             )
-            ann_id += 1
-        for (x1, y1, x2, y2), s, c in zip(
-            np.asarray(im["pred_boxes"]).reshape(-1, 4),
-            np.asarray(im["pred_scores"]).reshape(-1),
-            np.asarray(im["pred_labels"]).reshape(-1),
-            strict=True,
-        ):
-            dets.append(
-                {
-                    "image_id": im["id"],
-                    "category_id": int(c),
-                    "score": float(s),
-                    "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
-                }
+        ]
+        d = np.array(im["pred_boxes"], np.float64).reshape(-1, 4)
+        d[:, 2:] -= d[:, :2]
+        dets += [
+            {"image_id": image_id, "category_id": c, "score": s, "bbox": box}
+            for box, s, c in zip(
+                d.tolist(),
+                np.asarray(im["pred_scores"], np.float64).reshape(-1).tolist(),
+                np.asarray(im["pred_labels"]).reshape(-1).tolist(),
+                strict=True,
             )
+        ]
     return gt, dets

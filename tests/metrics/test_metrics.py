@@ -205,3 +205,48 @@ def test_cli_bad_json_is_a_clean_error(tmp_path, data_dir):
         p = tmp_path / "p.json"
         p.write_text(json.dumps([{"image_id": 1, "category_id": 999, "bbox": [0, 0, 1, 1], "score": 1}]))
         score_coco_files(data_dir / PAIRS[1][0], p)
+
+
+def _greedy_reference(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, iou_thr):
+    """The matching rules written the obvious way, one prediction at a time (what match_image must equal)."""
+    from engine.metrics.matching import FP_BACKGROUND, FP_MISMATCH, TP, iou_matrix
+
+    order = np.argsort(-np.asarray(pred_scores, np.float64), kind="stable")
+    ious = iou_matrix(np.asarray(pred_boxes)[order], gt_boxes)
+    labels = np.asarray(pred_labels)[order]
+    taken = np.zeros(len(gt_labels), bool)
+    outcome, matched = [], []
+    for i in range(len(order)):
+        cand = np.where(~taken & (ious[i] >= iou_thr), ious[i], -1.0)
+        same = np.where(np.asarray(gt_labels) == labels[i], cand, -1.0)
+        if len(same) and same.max() >= 0:
+            j, kind = int(np.argmax(same)), TP
+        elif len(cand) and cand.max() >= 0:
+            j, kind = int(np.argmax(cand)), FP_MISMATCH
+        else:
+            j, kind = -1, FP_BACKGROUND
+        if j >= 0:
+            taken[j] = True
+        outcome.append(kind)
+        matched.append(j)
+    return outcome, matched
+
+
+def test_matching_equals_the_obvious_implementation_with_ties():
+    """Boxes on a coarse grid with few classes and duplicated scores: IoU ties and class conflicts everywhere."""
+    from engine.metrics.matching import match_image
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n_gt, n_pred = int(rng.integers(0, 12)), int(rng.integers(0, 40))
+        xy = rng.integers(0, 6, (n_gt, 2)) * 10.0
+        gt = np.concatenate([xy, xy + rng.integers(1, 4, (n_gt, 2)) * 10.0], 1)
+        pxy = rng.integers(0, 6, (n_pred, 2)) * 10.0
+        pred = np.concatenate([pxy, pxy + rng.integers(1, 4, (n_pred, 2)) * 10.0], 1)
+        scores = rng.integers(0, 5, n_pred) / 4  # ties in score too
+        pl, gl = rng.integers(0, 3, n_pred), rng.integers(0, 3, n_gt)
+        thr = float(rng.choice([0.3, 0.5, 1 / 3]))
+        got = match_image(pred, scores, pl, gt, gl, thr)
+        want_outcome, want_matched = _greedy_reference(pred, scores, pl, gt, gl, thr)
+        assert got.outcome.tolist() == want_outcome
+        assert got.matched_gt.tolist() == want_matched
