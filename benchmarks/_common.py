@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).parent / "results"
+# DETCLI_BENCH_RESULTS redirects the result files (the smoke tests run every benchmark small, elsewhere)
+RESULTS = Path(os.environ.get("DETCLI_BENCH_RESULTS") or Path(__file__).parent / "results")
 sys.path.insert(0, str(ROOT))
 
 

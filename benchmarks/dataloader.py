@@ -48,13 +48,14 @@ def main() -> dict:
         rate = n / (time.perf_counter() - t)
         out[f"detcli_workers_{workers}_img_s"] = rate
         print(f"detcli mosaic p=1.0, 640, {workers} workers: {rate:.1f} images/s")
-    peer = os.environ.get("ULTRALYTICS_PY", "/work/ext/ulvenv/bin/python")
+    peer = os.environ.get("ULTRALYTICS_PY", "")
     if (
-        not Path(peer).exists()
+        not peer
+        or not Path(peer).exists()
         or subprocess.run([peer, "-c", "import ultralytics"], capture_output=True).returncode
     ):
         out["ultralytics"] = (
-            f"not measured: {peer} cannot import ultralytics (install it in a throwaway venv only)"
+            f"not measured: ULTRALYTICS_PY={peer!r} cannot import ultralytics (`just peer-venv` makes one)"
         )
         print(out["ultralytics"])
     else:

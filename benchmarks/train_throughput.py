@@ -14,6 +14,7 @@ from pathlib import Path
 from _common import save
 
 from engine.config import load_config
+from engine.data.dataset import to_model_input
 from engine.data.synth import generate
 from engine.runs import RunStore
 from engine.train.trainer import Trainer
@@ -45,6 +46,7 @@ def measure(root: Path, imgsz: int, steps: int, runs_dir: Path) -> dict:
         t0 = time.perf_counter()
         images, targets = next(it)
         t1 = time.perf_counter()
+        images = to_model_input(images, tr.device)  # uint8 from the loader, as the trainer converts it
         targets = [{"labels": t["labels"], "boxes": t["boxes"]} for t in targets]
         total = sum(tr.criterion(tr.model(images, targets=targets), targets).values())
         tr.stepper.backward(total)
