@@ -35,7 +35,8 @@ def test_benchmark_runs_and_writes_results(name, tmp_path, request):
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DETCLI_OFFICIAL_DFINE", "DETCLI_PEER_PY", "ULTRALYTICS_PY")  # peers are measured by hand
+        if k
+        not in ("DETCLI_OFFICIAL_DFINE", "DETCLI_PEER_PY", "ULTRALYTICS_PY")  # peers are measured by hand
     }
     env["DETCLI_BENCH_RESULTS"] = str(tmp_path)
     r = subprocess.run(

@@ -15,9 +15,15 @@ def dashboard_cmd(ctx: click.Context, run: str | None, interval: float) -> None:
     Training and dashboard are separate processes: closing this never touches training.
     """
     from detcli.cli import runs_dir_from
+    from detcli.errors import run_errors
     from detcli.tui import run_dashboard
+    from engine.runs import RunStore
 
-    run_dashboard(runs_dir_from(ctx), run=run, interval=interval)
+    runs_dir = runs_dir_from(ctx)
+    if run is not None:  # an unknown name is an error here, not a dashboard silently showing another run
+        with RunStore.open(runs_dir) as store, run_errors():
+            store.resolve_run(run)
+    run_dashboard(runs_dir, run=run, interval=interval)
 
 
 COMMANDS = [dashboard_cmd]

@@ -6,6 +6,7 @@ Files are read with `torch.load(weights_only=True)`: a checkpoint from the inter
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle/zip errors come in many types
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if refused:
+            # A real checkpoint that also pickles Python objects (training args, custom classes): loading those
+            # would run code from the file, so we refuse, and say how to keep only the weights if it is trusted.
+            raise ValueError(
+                f"{path} holds a Python object ({refused.group(1)}) beside its weights, and detcli only loads "
+                "plain tensors (loading objects runs code from the file). If you trust the file, keep its "
+                "weights: python -c \"import torch; c = torch.load('"
+                f"{path}', weights_only=False); torch.save({{k: c[k] for k in ('model', 'ema') if k in c}}, "
+                "'weights.pt')\""
+            ) from None
+        raise ValueError(
+            f"{path} is not a PyTorch checkpoint (truncated, corrupt, or another format): expected a .pt/.pth "
+            "saved by detcli (runs/NAME/best.pt) or by the official D-FINE"
+        ) from None
 
 
 def extract_state_dict(ckpt: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:

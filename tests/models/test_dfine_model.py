@@ -54,8 +54,15 @@ def test_official_ema_layout_loads(parity_dir, tmp_path):
 def test_loader_refuses_non_checkpoints(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(ValueError, match=r"bad\.pth is not a PyTorch checkpoint"):
         load_checkpoint(build_model("dfine-n"), bad)
+    # a real checkpoint that also pickles an object: refused (loading it would run code), with the way out
+    import argparse
+
+    with_args = tmp_path / "with_args.pth"
+    torch.save({"model": build_model("dfine-n").state_dict(), "args": argparse.Namespace(lr=1e-4)}, with_args)
+    with pytest.raises(ValueError, match=r"argparse\.Namespace.*weights_only=False"):
+        load_checkpoint(build_model("dfine-n"), with_args)
 
 
 def test_denoising_losses_finite_and_every_parameter_gets_gradient():

@@ -203,3 +203,14 @@ def test_real_terminal_over_tmux(tmp_path):
         assert "0.900" in later  # the new epoch row
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+def test_unknown_run_is_an_error_not_another_run(tmp_path):
+    from click.testing import CliRunner
+
+    from detcli.cli import cli
+
+    with RunStore.open(tmp_path) as store:
+        store.create_run(preset="demo", model="dfine-n", dataset="x", config={}, epochs=1, name="demo-1")
+    r = CliRunner().invoke(cli, ["--runs-dir", str(tmp_path), "dashboard", "demo-9"])
+    assert r.exit_code == 2 and "no run 'demo-9'" in r.output and "demo-1" in r.output
