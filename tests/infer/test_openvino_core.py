@@ -15,7 +15,10 @@ def _tiny_ir(path):
 
     images = ops.parameter([1, 3, 8, 8], np.float32, name="images")
     sizes = ops.parameter([1, 2], np.int64, name="orig_target_sizes")
-    model = ov.Model([ops.relu(images), ops.convert(sizes, "f32")], [images, sizes])
+    outputs = [ops.convert(sizes, "i64"), ops.relu(images), ops.convert(sizes, "f32")]
+    for out, name in zip(outputs, ("labels", "boxes", "scores"), strict=True):
+        out.output(0).get_tensor().set_names({name})
+    model = ov.Model(outputs, [images, sizes])
     ov.save_model(model, str(path))
     return path
 
