@@ -90,7 +90,7 @@ def to_coco(images: list[dict], num_classes: int) -> tuple[dict, list[dict]]:
                 "iscrowd": 0,
             }
             for k, (box, c) in enumerate(
-                zip(g.tolist(), np.asarray(im["gt_labels"]).reshape(-1).tolist(), strict=True)
+                zip(g.tolist(), np.asarray(im["gt_labels"], np.int64).reshape(-1).tolist(), strict=True)
             )
         ]
         d = np.array(im["pred_boxes"], np.float64).reshape(-1, 4)
@@ -100,7 +100,7 @@ def to_coco(images: list[dict], num_classes: int) -> tuple[dict, list[dict]]:
             for box, s, c in zip(
                 d.tolist(),
                 np.asarray(im["pred_scores"], np.float64).reshape(-1).tolist(),
-                np.asarray(im["pred_labels"]).reshape(-1).tolist(),
+                np.asarray(im["pred_labels"], np.int64).reshape(-1).tolist(),  # ids as ints, whatever came in
                 strict=True,
             )
         ]
