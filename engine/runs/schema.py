@@ -145,8 +145,13 @@ def migrate(conn: sqlite3.Connection, upto: int = LATEST) -> int:
     for v in range(version + 1, upto + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            MIGRATIONS[v - 1](conn)
-            conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (?, ?)", (v, time.time()))
+            # Another process (a trainer and a dashboard opening a new store together) may have applied this
+            # version while we waited for the write lock: applying it twice would fail on its ALTER TABLEs.
+            if current_version(conn) < v:
+                MIGRATIONS[v - 1](conn)
+                conn.execute(
+                    "INSERT INTO schema_version(version, applied_at) VALUES (?, ?)", (v, time.time())
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

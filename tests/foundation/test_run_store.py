@@ -146,3 +146,27 @@ def test_one_writer_two_readers_no_lock_errors(runs_dir):
         assert len(seen) > 20
         assert all(b >= a for a, b in itertools.pairwise(seen)), "readers must see growing data"
         assert seen[-1] > seen[0]
+
+
+def _open_at_once(root, barrier):
+    barrier.wait()
+    RunStore.open(root).close()
+
+
+def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
+    """A trainer and dashboards opening a new run history together: each migration is applied exactly once."""
+    ctx = mp.get_context("fork")
+    for trial in range(6):
+        root = tmp_path / f"t{trial}"
+        barrier = ctx.Barrier(6)
+        procs = [ctx.Process(target=_open_at_once, args=(root, barrier)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0] * 6, f"trial {trial}"
+        with RunStore.open(root) as s:
+            versions = [
+                r["version"] for r in s.conn.execute("SELECT version FROM schema_version ORDER BY version")
+            ]
+        assert versions == [1, 2]

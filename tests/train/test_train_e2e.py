@@ -164,15 +164,17 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, tiny_data):
     runs = tmp_path / "runs"
     p = _train_proc(runs, tiny_data)
     # Kill hard once epoch 0 is stored and steps of a later epoch are on disk. The process is paused
-    # (SIGSTOP) while the store is read, so it cannot finish between the check and the kill.
+    # (SIGSTOP) while the store is read, so it cannot finish between the check and the kill. The store is
+    # opened before the pause: opening may wait for the trainer to finish creating the schema, which a paused
+    # trainer never would; reads afterwards never wait (WAL).
     deadline = time.time() + 600
     killed = False
     while time.time() < deadline and p.poll() is None:
         time.sleep(0.2)
         if not (runs / "detcli.db").exists():
             continue
-        p.send_signal(signal.SIGSTOP)
         with RunStore.open(runs, recover=False) as s:
+            p.send_signal(signal.SIGSTOP)
             run = s.get_run("demo-1")
             steps = s.last_steps(run["id"], 10000) if run else []
             ready = (
