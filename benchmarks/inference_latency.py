@@ -1,5 +1,6 @@
 """End-to-end latency per backend (read + pre + graph + post) vs the same compiled graph timed alone, at 640,
 for dfine-n and dfine-s. Target (issue 7): read + pre + post overhead <= 10% of the model time.
+Also: the time per image streaming a folder (`Predictor.predict_files`, the next file read during the graph).
 
 Where a local copy of the official repository exists (DETCLI_OFFICIAL_DFINE=path, never committed), its deployment
 graph (model + post-processor, exported to ONNX by a python with torchvision: DETCLI_PEER_PY, see `just peer-venv`)
@@ -11,6 +12,7 @@ Run: `python benchmarks/inference_latency.py [--runs 30]`. Weights are random (l
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -24,6 +26,7 @@ import torch
 from _common import save, shared_dir
 
 from engine.bench.runner import bench_predictor, host_cpu
+from engine.data.decode import read_image
 from engine.export.openvino_export import export_openvino
 from engine.export.run_export import export_checkpoint
 from engine.infer import Predictor
@@ -100,6 +103,21 @@ def official_graphs(size: str, ours: dict[str, Path], tmp: Path, runs: int) -> l
     return rows
 
 
+def reader_vs_opencv(files: list[Path], rounds: int = 20) -> dict:
+    """Our reader against cv2.imread on the same files, alternating file by file (same pixels; see test_decode)."""
+    import cv2
+
+    times: dict[str, list[float]] = {"read_image": [], "cv2.imread": []}
+    for _ in range(rounds):
+        for f in files:
+            for name, read in (("read_image", read_image), ("cv2.imread", lambda p: cv2.imread(str(p)))):
+                t = time.perf_counter()
+                read(f)
+                times[name].append((time.perf_counter() - t) * 1e3)
+    ours, theirs = statistics.fmean(times["read_image"]), statistics.fmean(times["cv2.imread"])
+    return {"read_image_ms": ours, "cv2_imread_ms": theirs, "speedup": theirs / ours}
+
+
 def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
@@ -109,6 +127,18 @@ def main() -> dict:
     images = sorted((sd / "data" / "visdrone-det-mini" / "images").glob("*.jpg")) if sd else []
     if not images:
         raise SystemExit("needs ../shared/data/visdrone-det-mini/images (real images to read)")
+    # the read grows with the source resolution and the model time does not: the smallest model also runs on
+    # 640x480 JPEGs, to show where the overhead stands for smaller sources
+    small = sorted((sd / "data" / "bccd-voc").rglob("*.jpg"))[:6]
+    image_sets = {"visdrone 1080p/765p/540p": images}
+    readers = {}
+    for source, files in {**image_sets, "bccd 640x480": small}.items():
+        readers[source] = reader_vs_opencv(files)
+        r = readers[source]
+        print(
+            f"read {source}: read_image {r['read_image_ms']:.1f} ms, cv2.imread {r['cv2_imread_ms']:.1f} ms"
+            f" ({r['speedup']:.2f}x faster)"
+        )
     rows, official = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
@@ -122,14 +152,17 @@ def main() -> dict:
                 "onnx": export_checkpoint(w, "onnx").path,
                 "openvino": export_checkpoint(w, "openvino").path,
             }
-            for backend, path in arts.items():
+            sets = {**image_sets, "bccd 640x480": small} if size == "n" and small else image_sets
+            for (backend, path), (source, files) in itertools.product(arts.items(), sets.items()):
                 p = Predictor.from_path(path, backend=backend, conf=0.5)
-                r = bench_predictor(p, images, runs=args.runs, warmup=5, artifact=str(path))
+                # streamed with read-ahead even on the CPU: it shows whether a reader thread pays beside the graph
+                r = bench_predictor(p, files, runs=args.runs, warmup=5, artifact=str(path), stream=True)
                 overhead = r.read_ms + r.pre_ms + r.post_ms
                 rows.append(
                     {
                         "model": f"dfine-{size}",
                         "backend": backend,
+                        "images": source,
                         "end_to_end_ms": r.mean_ms,
                         "model_only_ms": r.model_only_ms,
                         "read_ms": r.read_ms,
@@ -138,13 +171,19 @@ def main() -> dict:
                         "overhead_pct_of_model": 100 * overhead / r.model_only_ms,
                         "read_pct_of_model": 100 * r.read_ms / r.model_only_ms,
                         "pre_post_pct_of_model": 100 * (r.pre_ms + r.post_ms) / r.model_only_ms,
+                        "streamed_ms": r.stream_ms,
+                        "streamed_overhead_pct_of_model": 100
+                        * (r.stream_ms - r.model_only_ms)
+                        / r.model_only_ms,
                     }
                 )
                 print(
-                    f"dfine-{size} {backend:9s} end-to-end {r.mean_ms:7.1f} ms  model only {r.model_only_ms:7.1f} ms"
+                    f"dfine-{size} {backend:9s} {source:25s} end-to-end {r.mean_ms:7.1f} ms  model only {r.model_only_ms:7.1f} ms"
                     f"  read+pre+post {overhead:5.1f} ms = {100 * overhead / r.model_only_ms:4.1f}% of model"
                     f" (read {r.read_ms:.1f} ms = {100 * r.read_ms / r.model_only_ms:.1f}%,"
                     f" pre+post {r.pre_ms + r.post_ms:.1f} ms = {100 * (r.pre_ms + r.post_ms) / r.model_only_ms:.1f}%)"
+                    f"; streamed {r.stream_ms:.1f} ms/image ="
+                    f" {100 * (r.stream_ms - r.model_only_ms) / r.model_only_ms:+.1f}% of model"
                 )
             official[f"dfine-{size}"] = official_graphs(size, arts, Path(tmp), max(10, args.runs // 2))
     out = {
@@ -152,6 +191,8 @@ def main() -> dict:
         "imgsz": 640,
         "rows": rows,
         "target": "overhead <= 10% of model time",
+        "reader": "engine.data.decode.read_image (libjpeg-turbo via simplejpeg; cv2.imread's pixels)",
+        "reader_vs_cv2_imread": readers,
         "official_deployment_graph": official,
     }
     save("inference_latency", out)

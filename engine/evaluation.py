@@ -9,6 +9,7 @@ import cv2
 
 from engine.config import RunConfig
 from engine.data.dataset import build_dataset
+from engine.data.decode import read_image
 from engine.metrics import DetectionEvaluator, EvalResult
 from engine.metrics.gallery import draw_detections, grid
 from engine.models.checkpoint import read_checkpoint
@@ -68,11 +69,12 @@ def evaluate_target(
         dataset.class_names, conf=cfg.eval.conf, iou=cfg.eval.iou, max_det=cfg.eval.max_det
     )
     kept: list = []
-    for rec in dataset.records:
-        img = cv2.imread(str(rec.path))
-        if img is None:
+    # unreadable files are left out of the score, as the data loaders leave them out of training
+    files = predictor.predict_files([rec.path for rec in dataset.records], conf=0.0)
+    for rec, item in zip(dataset.records, files, strict=True):
+        det = item.detections
+        if det is None:
             continue
-        det = predictor.predict(img, conf=0.0)
         ev.add(
             str(rec.path),
             det.boxes[: cfg.eval.max_det],
@@ -99,7 +101,7 @@ def save_visualisations(
 
     def draw(rec, det, title=""):
         keep = det.scores >= conf
-        img = cv2.imread(str(rec.path))
+        img = read_image(rec.path)
         return draw_detections(
             img,
             gt=(rec.boxes, rec.labels),

@@ -45,6 +45,7 @@ def aug_preview_cmd(
     from detcli.errors import config_errors
     from engine.config import load_config
     from engine.data.dataset import build_dataset
+    from engine.data.decode import read_image
     from engine.metrics.gallery import grid
 
     with config_errors():
@@ -89,7 +90,7 @@ def aug_preview_cmd(
             1,
         )
         if compare:
-            orig = cv2.imread(str(ds.records[t["image_id"]].path))
+            orig = read_image(ds.records[t["image_id"]].path)
             tiles.append(orig)
         tiles.append(img)
     cv2.imwrite(out_path, grid(tiles, cols=4 if not compare else 2, cell=max(cfg.data.imgsz)))

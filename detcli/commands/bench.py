@@ -180,7 +180,7 @@ def bench_cmd(
                     str(device),
                     precision,
                     str(artifact),
-                    progress=lambda d, t, task=task: prog.update(task, completed=d),
+                    progress=lambda d, t, task=task: prog.update(task, completed=d, total=t),
                 )
             if accuracy and cfg is not None and not cut:
                 from engine.evaluation import ResolvedTarget, evaluate_target
@@ -220,6 +220,7 @@ def bench_cmd(
                             "infer": row.infer_ms,
                             "post": row.post_ms,
                             "model_only": row.model_only_ms,
+                            "streamed": row.stream_ms,
                             "rss_mb": row.rss_mb,
                             "dynamic": dynamic,
                             "cut_padding": cut,
@@ -252,7 +253,13 @@ def _print_table(console, rows, profile: str, ratios: bool) -> None:
     from engine.bench.runner import host_cpu
 
     fastest = min(r.mean_ms for r in rows)
-    t = Table(title=f"latency per image on {host_cpu()} (profile {profile}), ms", title_justify="left")
+    t = Table(
+        title=f"latency per image on {host_cpu()} (profile {profile}), ms",
+        title_justify="left",
+        caption="model only: the same graph on one fixed input; streamed: per image over a folder with the next "
+        "file read while the graph runs, as predict/eval do when the graph runs off the CPU",
+        caption_justify="left",
+    )
     cols = [
         "backend",
         "device",
@@ -267,6 +274,7 @@ def _print_table(console, rows, profile: str, ratios: bool) -> None:
         "p95",
         "FPS",
         "model only",
+        "streamed",
     ]
     if ratios:
         cols.append("x fastest")
@@ -291,6 +299,7 @@ def _print_table(console, rows, profile: str, ratios: bool) -> None:
             f"{r.p95_ms:.1f}",
             f"{r.fps:.1f}",
             f"{r.model_only_ms:.1f}",
+            f"{r.stream_ms:.1f}" if r.stream_ms is not None else "-",
         ]
         if ratios:
             vals.append(f"{r.mean_ms / fastest:.2f}")

@@ -26,6 +26,7 @@ def predict_cmd(
     import cv2
     from rich.progress import track
 
+    from detcli.console import make_console
     from engine.data.formats.yolo import IMAGE_SUFFIXES, write_label_file
     from engine.data.records import ImageRecord
     from engine.infer import Predictor
@@ -43,13 +44,13 @@ def predict_cmd(
         raise click.UsageError(f"no images in {src}")
     out = Path(out_dir)
     total = skipped = 0
-    for path in track(images, description="predicting"):
-        img = cv2.imread(str(path))
-        if img is None:
+    files = predictor.predict_files(images)
+    for item in track(files, total=len(images), description="predicting", console=make_console(stderr=True)):
+        path, img, det = item.path, item.image, item.detections
+        if det is None:
             click.echo(f"skipping unreadable image {path}", err=True)
             skipped += 1
             continue
-        det = predictor.predict(img)
         total += len(det)
         rel = path.relative_to(src) if src.is_dir() else Path(path.name)
         if save_labels:

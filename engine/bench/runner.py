@@ -1,4 +1,5 @@
-"""Time a model end to end per image: read (cv2.imread), pre-process, graph, post-process."""
+"""Time a model end to end per image: read (`read_image`: cv2.imread's pixels), pre-process, graph,
+post-process; then the same files streamed (`Predictor.predict_files`, reading overlapped with the graph)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-
+from engine.data.decode import read_image
 from engine.infer import Predictor
 
 
@@ -32,6 +31,7 @@ class BenchRow:
     fps: float
     rss_mb: float
     model_only_ms: float | None = None
+    stream_ms: float | None = None  # per image with reading and pre-processing overlapped with the graph
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -63,41 +63,73 @@ def bench_predictor(
     precision: str = "fp32",
     artifact: str = "",
     progress=None,
+    stream: bool | None = None,
 ) -> BenchRow:
-    """Cycle through `images` for warmup + runs iterations; every iteration reads the file from disk."""
+    """Time `runs` images one at a time (each read from disk: read, pre, graph, post) after `warmup` untimed ones,
+    the graph alone on a fixed input between them (every other image), and, with `stream` (by default when the
+    graph runs off the CPU, as `predict_files` reads ahead then), max(10, runs // 2) images streamed through
+    `predict_files` with the next file read while the graph runs. They are interleaved in rounds, so a drift in
+    machine load hits them alike and their ratios stay meaningful on a noisy machine.
+    `progress(done, total)` is called after every image."""
     if not images:
         raise ValueError("no images to benchmark with")
     timings = {"read": [], "pre": [], "infer": [], "post": [], "total": []}
-    blob = None
-    for i in range(warmup + runs):
-        path = images[i % len(images)]
-        t0 = time.perf_counter()
-        img = cv2.imread(str(path))
-        t1 = time.perf_counter()
+    alone: list[float] = []
+    streamed: list[float] = []  # wall ms per streamed round, and images in it
+    if stream is None:
+        stream = not predictor.backend.on_cpu
+    stream_runs = max(10, runs // 2) if stream else 0
+    steps, done = warmup + runs + stream_runs, 0
+    fixed = None
+    cursor = 0
+
+    def next_files(n: int) -> list[Path]:
+        nonlocal cursor
+        files = [images[(cursor + k) % len(images)] for k in range(n)]
+        cursor += n
+        return files
+
+    def tick(n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, steps)
+
+    for path in next_files(warmup):
+        img = read_image(path)
         if img is None:
             raise ValueError(f"cannot read image {path}")
-        _, t = predictor.predict_timed(img)
-        if i >= warmup:
+        predictor.predict(img)
+        tick()
+    rounds = max(1, min(runs, stream_runs or runs) // 10)
+    for r in range(rounds):
+        n_sync = runs * (r + 1) // rounds - runs * r // rounds
+        for path in next_files(n_sync):
+            t0 = time.perf_counter()
+            img = read_image(path)
+            t1 = time.perf_counter()
+            if img is None:
+                raise ValueError(f"cannot read image {path}")
+            _, t = predictor.predict_timed(img)
             read = (t1 - t0) * 1e3
             timings["read"].append(read)
             for k in ("pre", "infer", "post"):
                 timings[k].append(t[k])
             timings["total"].append(read + t["pre"] + t["infer"] + t["post"])
-        if progress:
-            progress(i + 1, warmup + runs)
-        if blob is None:
-            from engine.infer.processing import preprocess
-
-            # same input size as the timed runs (the cut size when cutting padding)
-            blob = preprocess(img, predictor.imgsz, predictor.keep_ratio, predictor.cut_padding)
-    # the same compiled graph timed alone on a fixed input: the overhead reference
-    images_blob, meta = blob
-    sizes = np.array([[meta.input_w, meta.input_h]], np.int64)
-    alone = []
-    for _ in range(max(10, runs // 4)):
-        t = time.perf_counter()
-        predictor.backend.run(images_blob, sizes)
-        alone.append((time.perf_counter() - t) * 1e3)
+            if fixed is None:  # same input size as the timed runs (the cut size when cutting padding)
+                blob, _, sizes = fixed = predictor.prepare(img)
+            if len(timings["total"]) % 2:
+                t2 = time.perf_counter()
+                predictor.backend.run(blob, sizes)
+                alone.append((time.perf_counter() - t2) * 1e3)
+            tick()
+        n_stream = stream_runs * (r + 1) // rounds - stream_runs * r // rounds
+        if n_stream:
+            t3 = time.perf_counter()
+            for _ in predictor.predict_files(next_files(n_stream), read_ahead=2):
+                tick()
+            streamed.append((time.perf_counter() - t3) * 1e3 / n_stream)
+    stream_ms = statistics.median(streamed) if streamed else None
     total = timings["total"]
     q = statistics.quantiles(total, n=20) if len(total) >= 2 else [total[0]] * 19
     return BenchRow(
@@ -117,4 +149,5 @@ def bench_predictor(
         fps=1000.0 / statistics.fmean(total),
         rss_mb=_rss_mb(),
         model_only_ms=statistics.median(alone),
+        stream_ms=stream_ms,
     )

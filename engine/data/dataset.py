@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from engine.config import AugsConfig, RunConfig
+from engine.data.decode import read_image
 from engine.data.formats.yolo import load_records, read_classes
 from engine.data.mosaic import cutout, mixup, mosaic4
 from engine.data.records import ImageRecord
@@ -107,7 +108,7 @@ class DetectionDataset(Dataset):
 
     def _read(self, i: int, fit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         rec = self.records[i]
-        img = cv2.imread(str(rec.path), self._decode_flag(rec, fit))
+        img = read_image(rec.path, self._reduction(rec, fit))
         if img is None:
             if str(rec.path) not in self.skipped:
                 log.warning("skipping unreadable image %s", rec.path)
@@ -118,21 +119,14 @@ class DetectionDataset(Dataset):
             boxes = boxes * np.array([img.shape[1] / rec.width, img.shape[0] / rec.height] * 2, np.float32)
         return img, boxes.copy(), rec.labels.copy()
 
-    def _decode_flag(self, rec: ImageRecord, fit: int | None = None) -> int:
+    def _reduction(self, rec: ImageRecord, fit: int | None = None) -> int:
         """Training decodes big JPEGs at 1/2, 1/4 or 1/8 scale (in the DCT domain, several times faster) when
         the result still covers what the image is resized to: the input size, or with `fit` a mosaic tile whose
         long side is `fit`. Evaluation always decodes at full size, like inference."""
         if self.mode != "train" or Path(rec.path).suffix.lower() not in (".jpg", ".jpeg"):
-            return cv2.IMREAD_COLOR
+            return 1
         ratio = max(rec.width, rec.height) / fit if fit else min(rec.width, rec.height) / max(self.imgsz)
-        for factor, flag in (
-            (8, cv2.IMREAD_REDUCED_COLOR_8),
-            (4, cv2.IMREAD_REDUCED_COLOR_4),
-            (2, cv2.IMREAD_REDUCED_COLOR_2),
-        ):
-            if ratio >= factor:
-                return flag
-        return cv2.IMREAD_COLOR
+        return next((factor for factor in (8, 4, 2) if ratio >= factor), 1)
 
     def _read_any(self, i: int, rng: np.random.Generator, fit: int | None = None):
         """Read record i, or another one if it is corrupt (reported once), so one bad file never stops training."""

@@ -6,8 +6,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-
 from engine.export.metadata import build_metadata
 from engine.export.onnx_export import export_onnx
 from engine.models import build_model_from_checkpoint
@@ -57,11 +55,12 @@ def export_checkpoint(
             require_nncf()  # fail before the slow ONNX step when NNCF is missing
             if not calibration:
                 raise ValueError("INT8 needs calibration images (the run's train split)")
+            from engine.data.decode import read_image
             from engine.infer.processing import preprocess
 
             images = [
                 preprocess(im, size, bool(meta.get("keep_ratio")))[0]
-                for im in (cv2.imread(str(p)) for p in calibration)
+                for im in (read_image(p) for p in calibration)
                 if im is not None
             ]
         with tempfile.TemporaryDirectory() as tmp:

@@ -14,6 +14,7 @@ import numpy as np
 class Backend(ABC):
     name = "base"
     dynamic = False  # whether the graph accepts any H, W (needed for cut-padding inference)
+    on_cpu = True  # whether the graph runs on the CPU cores (then reading ahead competes with it)
 
     @abstractmethod
     def run(self, images: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -32,6 +33,7 @@ class TorchBackend(Backend):
         self.torch, self.device = torch, torch.device(device)
         model, self.meta = build_model_from_checkpoint(path)
         self.model = model.to(self.device).eval()
+        self.on_cpu = self.device.type == "cpu"
         self.post = DFINEPostProcessor(
             model.num_classes, num_top_queries=min(300, model.decoder.num_queries * model.num_classes)
         )
@@ -58,6 +60,7 @@ class OnnxBackend(Backend):
             else ["CPUExecutionProvider"]
         )
         self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        self.on_cpu = self.session.get_providers()[0] == "CPUExecutionProvider"
         shape = self.session.get_inputs()[0].shape
         self.dynamic = not all(isinstance(d, int) for d in shape[2:])
 
@@ -105,6 +108,11 @@ class OpenVinoBackend(Backend):
         else:
             self.compiled = core.compile_model(model, device, config)
             self._single = self._batched = self._session(self.compiled)
+        try:  # AUTO / MULTI resolve to real devices at compile time
+            devices = list(self.compiled.get_property("EXECUTION_DEVICES"))
+        except RuntimeError:
+            devices = [device]
+        self.on_cpu = any(str(d).upper().startswith("CPU") for d in devices)
 
     @staticmethod
     def _session(compiled) -> tuple:
@@ -126,6 +134,7 @@ class OpenVinoBackend(Backend):
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    on_cpu = False
 
     def __init__(self, path: Path, device: str = "cuda"):
         from engine.export.tensorrt import require_tensorrt

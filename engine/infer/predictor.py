@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.data.decode import read_image
+from engine.geometry import ResizeMeta
 from engine.infer.backends import Backend, OnnxBackend, OpenVinoBackend, TensorRTBackend, TorchBackend
 from engine.infer.processing import Detections, postprocess, preprocess
 
@@ -110,11 +116,82 @@ class Predictor:
     ) -> tuple[Detections, dict[str, float]]:
         """Detections plus the time (ms) spent in pre-processing, the graph, and post-processing."""
         t0 = time.perf_counter()
-        blob, meta = preprocess(image_bgr, self.imgsz, self.keep_ratio, self.cut_padding)
-        sizes = np.array([[meta.input_w, meta.input_h]], np.int64)
+        prepared = self.prepare(image_bgr)
+        pre = (time.perf_counter() - t0) * 1e3
+        det, t = self._finish(prepared, conf)
+        return det, {"pre": pre, **t}
+
+    def predict_files(
+        self, paths: Iterable[str | Path], conf: float | None = None, read_ahead: int | None = None
+    ) -> Iterator[FilePrediction]:
+        """Detections for image files, in order. An unreadable file gives a FilePrediction with `image=None` and
+        no detections; it never stops the stream.
+
+        With `read_ahead` > 0, a second thread reads and pre-processes that many files ahead while the graph runs
+        (decoding, resizing and the runtimes release the GIL). By default it reads ahead only when the graph
+        runs off the CPU (a GPU, an iGPU): when it runs on the CPU, it keeps every core busy, and on the 2-core
+        machines we measured on, a reader thread beside it slowed the graph by about as much as it saved
+        (`benchmarks/inference_latency.py`, "streamed").
+        """
+        depth = (0 if self.backend.on_cpu else 2) if read_ahead is None else read_ahead
+        if depth <= 0:
+            for path in paths:
+                image, prepared, timings = self._read_and_prepare(path)
+                yield self._result(path, image, prepared, timings, conf)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="detcli-read") as pool:
+            pending: deque = deque()
+            files = iter(paths)
+            try:
+                for _ in range(depth):
+                    self._submit(pool, pending, files)
+                while pending:
+                    path, job = pending.popleft()
+                    self._submit(pool, pending, files)
+                    yield self._result(path, *job.result(), conf)
+            finally:  # the consumer may stop early: drop what was read ahead
+                for _, job in pending:
+                    job.cancel()
+
+    def _result(self, path, image, prepared, timings: dict, conf: float | None) -> FilePrediction:
+        if prepared is None:
+            return FilePrediction(Path(path), None, None, timings)
+        det, t = self._finish(prepared, conf)
+        return FilePrediction(Path(path), image, det, {**timings, **t})
+
+    def _submit(self, pool: ThreadPoolExecutor, pending: deque, files: Iterator) -> None:
+        path = next(files, None)
+        if path is not None:
+            pending.append((path, pool.submit(self._read_and_prepare, path)))
+
+    def _read_and_prepare(self, path: str | Path):
+        t0 = time.perf_counter()
+        image = read_image(path)
         t1 = time.perf_counter()
-        labels, boxes, scores = self.backend.run(blob, sizes)
+        prepared = None if image is None else self.prepare(image)
         t2 = time.perf_counter()
+        return image, prepared, {"read": (t1 - t0) * 1e3, "pre": (t2 - t1) * 1e3}
+
+    def prepare(self, image_bgr: np.ndarray) -> tuple[np.ndarray, ResizeMeta, np.ndarray]:
+        """One image through the shared pre-processing: (blob, how it was resized, input sizes for the graph)."""
+        blob, meta = preprocess(image_bgr, self.imgsz, self.keep_ratio, self.cut_padding)
+        return blob, meta, np.array([[meta.input_w, meta.input_h]], np.int64)
+
+    def _finish(self, prepared, conf: float | None) -> tuple[Detections, dict[str, float]]:
+        blob, meta, sizes = prepared
+        t0 = time.perf_counter()
+        labels, boxes, scores = self.backend.run(blob, sizes)
+        t1 = time.perf_counter()
         det = postprocess(labels[0], boxes[0], scores[0], meta, self.conf if conf is None else conf)
-        t3 = time.perf_counter()
-        return det, {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
+        t2 = time.perf_counter()
+        return det, {"infer": (t1 - t0) * 1e3, "post": (t2 - t1) * 1e3}
+
+
+@dataclass
+class FilePrediction:
+    """One file's result from `Predictor.predict_files`; `image` is None when the file could not be read."""
+
+    path: Path
+    image: np.ndarray | None
+    detections: Detections | None
+    timings: dict[str, float]  # ms: read, pre, and (for a readable file) infer, post

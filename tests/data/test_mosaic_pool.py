@@ -25,13 +25,13 @@ def records(tmp_path_factory):
 
 def _count_decodes(monkeypatch) -> list:
     calls = []
-    real = cv2.imread
+    real = dataset_module.read_image
 
     def counting(path, *args):
         calls.append(path)
         return real(path, *args)
 
-    monkeypatch.setattr(dataset_module.cv2, "imread", counting)
+    monkeypatch.setattr(dataset_module, "read_image", counting)
     return calls
 
 
@@ -78,7 +78,7 @@ def test_boxes_stay_on_objects_after_reduced_decode(tmp_path):
     rec = ImageRecord(tmp_path / "big.jpg", 2000, 1500, boxes, [0, 0, 0])
     augs = AugsConfig(mosaic={"prob": 1.0, "degrees": 0, "shear": 0}, **PLAIN)
     ds = DetectionDataset([rec], ["a"], (256, 256), False, "train", augs)
-    assert ds._decode_flag(rec, fit=256) == cv2.IMREAD_REDUCED_COLOR_4
+    assert ds._reduction(rec, fit=256) == 4
     seen = 0
     for epoch in range(8):
         ds.set_epoch(epoch)

@@ -131,3 +131,34 @@ def test_dfine_s_backends_agree(images, tmp_path):
         assert len(want) > 3
         for p in others:
             assert_detections_match(want, p.predict(img))
+
+
+def test_predict_files_in_order_and_skips_unreadable(weights, data_dir, tmp_path):
+    """Reading ahead on a second thread or not changes nothing: same detections as one image at a time, in
+    input order, an unreadable file reported in its place; a consumer that stops early leaves nothing running."""
+    import threading
+
+    import numpy as np
+
+    paths = sorted((data_dir / "visdrone-det-mini" / "images").glob("*.jpg"))[:3]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    files = [paths[0], broken, paths[1], paths[2], paths[0]]
+    p = Predictor.from_path(weights, conf=0.2)
+    assert p.backend.on_cpu  # so by default it does not read ahead
+    for read_ahead in (None, 0, 2):
+        got = list(p.predict_files(files, read_ahead=read_ahead))
+        assert [g.path for g in got] == files
+        assert got[1].image is None and got[1].detections is None and "read" in got[1].timings
+        for g in (got[0], got[2], got[3], got[4]):
+            want = p.predict(cv2.imread(str(g.path)))
+            assert np.array_equal(g.detections.boxes, want.boxes)
+            assert np.array_equal(g.detections.labels, want.labels)
+            assert g.image.shape == cv2.imread(str(g.path)).shape
+            assert set(g.timings) == {"read", "pre", "infer", "post"} and all(
+                v >= 0 for v in g.timings.values()
+            )
+    stream = p.predict_files(files * 4, read_ahead=3)
+    next(stream)
+    stream.close()  # stop early: the read-ahead thread ends
+    assert not [t for t in threading.enumerate() if t.name.startswith("detcli-read")]
