@@ -73,6 +73,26 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+def _use_wal(conn: sqlite3.Connection, deadline: float) -> None:
+    """Switch a new history to WAL (the mode persists in the file, so later opens find it set).
+
+    SQLite answers "database is locked" at once, without waiting on the busy timeout, when two processes open a
+    new history together and one is switching its journal mode while the other reads: retry until `deadline`.
+    """
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() == "wal":
+                return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError("database is locked: could not switch the run history to WAL mode")
+        time.sleep(0.02)
+
+
 class RunStore:
     """Access to the run history under `runs_dir` (`runs_dir/detcli.db`, artifacts in `runs_dir/<name>/`)."""
 
@@ -90,7 +110,7 @@ class RunStore:
         root.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(root / DB_NAME, timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn, deadline=time.monotonic() + 30.0)
         # NORMAL in WAL mode is crash-safe for the database; only the last transactions may be lost on power loss.
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")

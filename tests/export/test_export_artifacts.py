@@ -68,11 +68,15 @@ def test_onnx_batch_of_two_metadata_and_predict_labels(tmp_path, frames):
     src.mkdir()
     for i, img in enumerate(frames):
         cv2.imwrite(str(src / f"f{i}.png"), img)
+    (src / "zz-broken.jpg").write_bytes(b"\xff\xd8\xff cut off mid-download")
     out = tmp_path / "pred"
     r = CliRunner().invoke(
         cli, ["predict", str(path), str(src), "--out", str(out), "--conf", "0.05", "--save-images"]
     )
     assert r.exit_code == 0, r.output
+    assert "skipping unreadable image" in r.output and "zz-broken.jpg" in r.output
+    assert "2 images" in r.output and "1 unreadable skipped" in r.output
+    assert not (out / "labels" / "zz-broken.txt").exists()
     assert (out / "classes.txt").read_text().split() == ["k0", "k1", "k2"]
     for i, (img, det) in enumerate(zip(frames, batch, strict=True)):
         rows = np.loadtxt(out / "labels" / f"f{i}.txt", ndmin=2)

@@ -156,7 +156,7 @@ def _open_at_once(root, barrier):
 def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
     """A trainer and dashboards opening a new run history together: each migration is applied exactly once."""
     ctx = mp.get_context("fork")
-    for trial in range(6):
+    for trial in range(12):
         root = tmp_path / f"t{trial}"
         barrier = ctx.Barrier(6)
         procs = [ctx.Process(target=_open_at_once, args=(root, barrier)) for _ in range(6)]
