@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from engine.metrics import DetectionEvaluator, EvalResult
 from engine.metrics.gallery import draw_detections, grid
 from engine.models.checkpoint import read_checkpoint
 from engine.runs import RunStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,11 +72,14 @@ def evaluate_target(
         dataset.class_names, conf=cfg.eval.conf, iou=cfg.eval.iou, max_det=cfg.eval.max_det
     )
     kept: list = []
-    # unreadable files are left out of the score, as the data loaders leave them out of training
+    skipped = list(dataset.unlisted)
+    # unreadable files are reported and left out of the score, as the data loaders leave them out of training
     files = predictor.predict_files([rec.path for rec in dataset.records], conf=0.0)
     for rec, item in zip(dataset.records, files, strict=True):
         det = item.detections
         if det is None:
+            log.warning("skipping unreadable image %s (not scored)", rec.path)
+            skipped.append(str(rec.path))
             continue
         ev.add(
             str(rec.path),
@@ -88,6 +94,7 @@ def evaluate_target(
         if save_vis:
             kept.append((rec, det))
     result = ev.compute()
+    result.skipped = skipped
     if save_vis and vis_dir is not None:
         save_visualisations(result, kept, dataset.class_names, cfg.eval.conf, vis_dir, save_vis)
     return result

@@ -142,6 +142,14 @@ def _eval_model(
         result = evaluate_target(resolved, cfg, split, backend=backend, save_vis=save_vis, vis_dir=out_dir)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+    if result.skipped:
+        shown = ", ".join(result.skipped[:3]) + (
+            f" and {len(result.skipped) - 3} more" if len(result.skipped) > 3 else ""
+        )
+        console.print(
+            f"[yellow]{len(result.skipped)} unreadable image(s) not scored:[/yellow] {shown} "
+            f"(run `detcli data check {cfg.data.root}`)"
+        )
     if resolved.run is not None:
         store.add_artifact(
             resolved.run["id"],
@@ -163,7 +171,8 @@ def _eval_model(
         store.log_event(
             resolved.run["id"],
             f"eval on {split} ({backend or resolved.backend}): mAP50 "
-            f"{result.map50:.4f} F1 {result.f1:.4f} at conf {result.conf:g}",
+            f"{result.map50:.4f} F1 {result.f1:.4f} at conf {result.conf:g}"
+            + (f" ({len(result.skipped)} unreadable image(s) not scored)" if result.skipped else ""),
         )
     return result, out_dir, resolved.run["name"] if resolved.run else None
 

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from engine.config import AugsConfig, RunConfig
 from engine.data.decode import read_image
-from engine.data.formats.yolo import load_records, read_classes
+from engine.data.formats.yolo import UNREADABLE, load_records, read_classes
 from engine.data.mosaic import cutout, mixup, mosaic4
 from engine.data.records import ImageRecord
 from engine.data.tile_pool import Tile, TilePool
@@ -74,6 +74,7 @@ class DetectionDataset(Dataset):
         self.photometric = photometric(self.augs) if mode == "train" else None
         self.flips = flips(self.augs) if mode == "train" else None
         self.skipped: list[str] = []  # corrupt images met so far (per worker process)
+        self.unlisted: list[str] = []  # images of the split left out when it was listed (header unreadable)
         self.index = list(range(len(records)))
         self.pool = TilePool(self.augs.mosaic.pool if mode == "train" else 0)
         self.set_epoch(0)
@@ -167,10 +168,17 @@ class DetectionDataset(Dataset):
                 img2, b2, l2 = self._mosaic(tile2, j, rng)
                 img, boxes, labels = mixup(img, boxes, labels, img2, b2, l2, rng, self.augs.mixup.alpha)
             img, boxes, labels = self._augment(img, boxes, labels, rng)
-        else:
+        elif self.mode == "train":
             i, (img, boxes, labels) = self._read_any(self.index[item], rng)
-            if self.mode == "train":
-                img, boxes, labels = self._augment(img, boxes, labels, rng)
+            img, boxes, labels = self._augment(img, boxes, labels, rng)
+        else:
+            # evaluation scores the images it can read, each once: no stand-in for an unreadable one (`collate`
+            # drops the None, the evaluator reports the image as not scored)
+            i = self.index[item]
+            got = self._read(i)
+            if got is None:
+                return None
+            img, boxes, labels = got
         meta = plan_resize(img.shape[:2], self.imgsz, self.keep_ratio)
         img = resize_image(img, meta)
         boxes = boxes_to_input(boxes, meta)
@@ -258,7 +266,11 @@ def collate(batch: list) -> tuple[torch.Tensor, list[dict]]:
     In a loader worker every tensor is handed to the main process through its own shared-memory segment, so the
     images are stacked straight into shared memory (as torch's default collate does) and the targets' labels and
     boxes are views into one tensor each: three segments per batch instead of two per image plus one.
+    An evaluation sample that could not be read (None) is left out.
     """
+    batch = [b for b in batch if b is not None]  # unreadable evaluation images
+    if not batch:
+        return torch.empty(0, dtype=torch.uint8), []
     images = [b[0] for b in batch]
     targets = [dict(b[1]) for b in batch]
     out = None
@@ -294,7 +306,7 @@ def build_dataset(cfg: RunConfig, split: str, mode: str) -> DetectionDataset:
         log.warning("... and %d more label problems: run `detcli data check %s`", len(problems) - 20, root)
     if not records:
         raise ValueError(f"{root}: split '{split_name}' has no readable images")
-    return DetectionDataset(
+    ds = DetectionDataset(
         records,
         names,
         cfg.data.imgsz,
@@ -304,3 +316,5 @@ def build_dataset(cfg: RunConfig, split: str, mode: str) -> DetectionDataset:
         seed=cfg.train.seed,
         epochs=cfg.train.epochs,
     )
+    ds.unlisted = [str(p.path) for p in problems if p.line is None and p.message.startswith(UNREADABLE)]
+    return ds

@@ -58,6 +58,7 @@ class EvalResult:
     class_names: list[str]
     sweep: dict = field(default_factory=dict)  # conf, precision, recall, f1 arrays (as lists)
     per_image: list[dict] = field(default_factory=list)  # image_id, fp, fn
+    skipped: list[str] = field(default_factory=list)  # images that could not be read, so were not scored
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -33,6 +33,11 @@ def predict_dataset(
     loader = DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=workers, collate_fn=collate)
     done = 0
     for images, targets in loader:
+        done = min(done + batch, len(dataset))  # unreadable images (left out of `targets`) count as done
+        if not targets:
+            if progress:
+                progress(done, len(dataset))
+            continue
         images = to_model_input(images, device)
         h, w = images.shape[-2:]
         outputs = model(images)
@@ -45,7 +50,6 @@ def predict_dataset(
                 sco.float().cpu().numpy(),
                 lab.cpu().numpy(),
             )
-        done += len(images)
         if progress:
             progress(done, len(dataset))
 
@@ -63,9 +67,11 @@ def evaluate_model(
     ev = DetectionEvaluator(
         dataset.class_names, conf=eval_cfg.conf, iou=eval_cfg.iou, max_det=eval_cfg.max_det
     )
+    seen = set()
     for i, boxes, scores, labels in predict_dataset(
         model, dataset, batch, workers, device, eval_cfg.max_det, progress
     ):
+        seen.add(i)
         rec = dataset.records[i]
         ev.add(
             str(rec.path),
@@ -77,4 +83,6 @@ def evaluate_model(
             ignore_boxes=rec.ignore,
             image_size=(rec.height, rec.width),
         )
-    return ev.compute()
+    result = ev.compute()
+    result.skipped = dataset.unlisted + [str(dataset.records[i].path) for i in dataset.index if i not in seen]
+    return result

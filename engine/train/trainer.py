@@ -412,9 +412,16 @@ class Trainer:
         if not self.main:
             return None
         model = self.ema.module if self.ema else self._model()
-        return evaluate_model(
+        result = evaluate_model(
             model, self.val_ds, self.cfg.eval, batch=self.cfg.train.batch, workers=0, device=self.device
         )
+        if result.skipped:
+            self._event(
+                f"{len(result.skipped)} unreadable validation image(s) not scored, e.g. {result.skipped[0]} "
+                "(run `detcli data check`)",
+                "warning",
+            )
+        return result
 
     def _end_epoch(
         self,

@@ -77,6 +77,36 @@ def _iou(a, b):
     return inter / ((a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inter)
 
 
+def test_photo_stored_on_its_side_is_labelled_upright(tmp_path):
+    """A phone photo stored landscape with EXIF orientation 6 is shown (and read) portrait; YOLO labels refer to
+    the upright picture, so the record has the upright size and the box stays on the object."""
+    from PIL import Image
+
+    upright, box = _rect_image(200, (30, 40, 90, 170))
+    upright = upright[:, :150]  # 150 wide, 200 tall
+    stored = np.ascontiguousarray(np.rot90(upright, 1))  # what the camera wrote: 200 wide, 150 tall
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored[:, :, ::-1]).save(root / "images" / "p.jpg", quality=95, exif=exif.tobytes())
+    x1, y1, x2, y2 = box[0]
+    (root / "labels" / "p.txt").write_text(
+        f"0 {(x1 + x2) / 2 / 150} {(y1 + y2) / 2 / 200} {(x2 - x1) / 150} {(y2 - y1) / 200}\n"
+    )
+    (root / "classes.txt").write_text("thing\n")
+    (root / "val.csv").write_text("images/p.jpg\n")
+    rec = load_records(root, "val.csv", ["thing"])[0][0]
+    assert (rec.width, rec.height) == (150, 200)
+    np.testing.assert_allclose(rec.boxes[0], box[0], atol=0.5)
+    ds = DetectionDataset([rec], ["thing"], (200, 150), False, "val")
+    img, t = ds[0]
+    cx, cy, w, h = t["boxes"][0].numpy() * [150, 200, 150, 200]
+    found = _mask_box(img.permute(1, 2, 0).numpy())
+    assert _iou(found, np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])) > 0.9
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_box_follows_object_through_mosaic_and_affine(seed):
     rng = np.random.default_rng(seed)
@@ -151,6 +181,37 @@ def test_corrupt_image_is_skipped_not_fatal(tmp_path, synth_root):
     )
     img, _ = ds[0]
     assert img.shape == (3, 128, 128) and ds.skipped == [str(bad)]
+
+
+def test_unreadable_image_is_left_out_of_evaluation_not_replaced(tmp_path, synth_root):
+    """Training stands another image in for a corrupt one; evaluation must not (that image would be scored
+    twice): it scores the others and names the one it could not read."""
+    from engine.config import EvalConfig
+    from engine.data.dataset import collate
+    from engine.models import build_model
+    from engine.train.evaluate import evaluate_model
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    good = load_records(synth_root, "val.csv", list(CLASSES))[0][:2]
+    ds = DetectionDataset(
+        [good[0], ImageRecord(bad, 10, 10), good[1]], list(CLASSES), (128, 128), False, "val"
+    )
+    assert ds[1] is None and ds.skipped == [str(bad)]
+    images, targets = collate([ds[0], ds[1], ds[2]])
+    assert images.shape == (2, 3, 128, 128) and [t["image_id"] for t in targets] == [0, 2]
+    images, targets = collate([ds[1]])
+    assert len(images) == 0 and targets == []
+    torch.manual_seed(0)
+    model = build_model("dfine-n", num_classes=len(CLASSES), num_queries=30, eval_spatial_size=(128, 128))
+    done = []
+    for batch in (1, 2):
+        result = evaluate_model(
+            model, ds, EvalConfig(), batch=batch, progress=lambda d, t: done.append((d, t))
+        )
+        assert result.skipped == [str(bad)]
+        assert sorted(p["image_id"] for p in result.per_image) == sorted(str(r.path) for r in good)
+    assert done[-1] == (3, 3)
 
 
 def test_ignore_background_filters_index_not_batches(synth_root):

@@ -107,6 +107,19 @@ def test_pipeline_train_eval_export_bench_predict(tmp_path, tiny_data):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout.strip().splitlines()[-1])["map50"] == pytest.approx(out["map50"], abs=0.02)
 
+    # a val image that went bad since training: named as not scored (left out of the score), not a crash
+    broken = tmp_path / "broken-data"
+    shutil.copytree(tiny_data, broken)
+    victim = broken / (broken / "val.csv").read_text().split()[0]
+    victim.write_bytes(victim.read_bytes()[:40])
+    r = _cli(runs, "eval", str(onnx_file), "--data", str(broken), "--json")
+    assert r.exit_code == 0, r.output
+    assert "1 unreadable image(s) not scored" in r.output and victim.name in r.output
+    scored = json.loads(r.stdout.strip().splitlines()[-1])
+    assert scored["skipped"] == [str(victim)] and str(victim) not in {
+        p["image_id"] for p in scored["per_image"]
+    }
+
     r = _cli(runs, "export", "t", "--format", "tensorrt")
     assert r.exit_code == 2 and "NVIDIA GPU" in r.output
 

@@ -114,6 +114,9 @@ def split_images(root: Path, split: str) -> list[Path]:
     raise DatasetError(f"{root}: no split '{split}' (expected {split}.csv or a folder images/{split}/)")
 
 
+UNREADABLE = "unreadable image"
+
+
 def load_records(
     root: str | Path, split: str, class_names: list[str]
 ) -> tuple[list[ImageRecord], list[LabelProblem]]:
@@ -124,8 +127,12 @@ def load_records(
         try:
             with Image.open(image) as im:
                 width, height = im.size
+                # stored on its side (a phone photo): every reader turns it upright, and labelling tools label it
+                # upright, so the record has the upright size
+                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                    width, height = height, width
         except (OSError, ValueError) as e:
-            problems.append(LabelProblem(image, None, f"unreadable image ({e.__class__.__name__})"))
+            problems.append(LabelProblem(image, None, f"{UNREADABLE} ({e.__class__.__name__})"))
             continue
         label = label_path_for(root, image)
         if label.is_file():
