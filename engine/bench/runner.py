@@ -1,5 +1,5 @@
 """Time a model end to end per image: read (`read_image`: cv2.imread's pixels), pre-process, graph,
-post-process; then the same files streamed (`Predictor.predict_files`, reading overlapped with the graph)."""
+post-process; the graph alone; and, where `predict_files` reads ahead, files streamed with reading overlapped."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def bench_predictor(
         raise ValueError("no images to benchmark with")
     timings = {"read": [], "pre": [], "infer": [], "post": [], "total": []}
     alone: list[float] = []
-    streamed: list[float] = []  # wall ms per streamed round, and images in it
+    streamed: list[float] = []  # ms per image, one value per round
     if stream is None:
         stream = not predictor.backend.on_cpu
     stream_runs = max(10, runs // 2) if stream else 0
@@ -89,9 +89,9 @@ def bench_predictor(
         cursor += n
         return files
 
-    def tick(n: int = 1) -> None:
+    def tick() -> None:
         nonlocal done
-        done += n
+        done += 1
         if progress:
             progress(done, steps)
 
