@@ -1,11 +1,11 @@
-"""Read an image file into a BGR uint8 array: the same pixels as `cv2.imread`, JPEGs about 1.4x faster.
+"""Read an image file into a BGR uint8 array: the same pixels as `cv2.imread`, JPEGs 1.2-1.8x faster.
 
 Every reader in detcli (training, evaluation, prediction, benchmarks) goes through `read_image`, so the model sees
 the same pixels whichever path brings them.
 
-Why not plain `cv2.imread`: on the machines we measured, the libjpeg bundled in opencv-python decodes a 1080p JPEG
-in about 12 ms, and libjpeg-turbo (via simplejpeg) decodes the same file to identical pixels in about 7 ms. For a
-small detector that run in 50 ms, the decoder was the largest cost outside the model
+Why not plain `cv2.imread`: on the machines we measured, opencv-python decodes our 1080p JPEGs in 9-12 ms (it
+varies with page faults on its output buffer) and libjpeg-turbo (via simplejpeg) in 6-7 ms, to identical pixels. For a
+small detector that runs in 50 ms, the decoder was the largest cost outside the model
 (`benchmarks/inference_latency.py`). `cv2.imread` also turns images upright by their EXIF orientation, and so does
 this reader. Anything libjpeg-turbo will not decode exactly as OpenCV would (CMYK, damaged data, other formats) goes
 to OpenCV, so edge cases behave as they always did.
