@@ -95,21 +95,22 @@ def bench_predictor(
         if progress:
             progress(done, steps)
 
-    for path in next_files(warmup):
+    def load(path: Path):
         img = read_image(path)
         if img is None:
             raise ValueError(f"cannot read image {path}")
-        predictor.predict(img)
+        return img
+
+    for path in next_files(warmup):
+        predictor.predict(load(path))
         tick()
     rounds = max(1, min(runs, stream_runs or runs) // 10)
     for r in range(rounds):
         n_sync = runs * (r + 1) // rounds - runs * r // rounds
         for path in next_files(n_sync):
             t0 = time.perf_counter()
-            img = read_image(path)
+            img = load(path)
             t1 = time.perf_counter()
-            if img is None:
-                raise ValueError(f"cannot read image {path}")
             _, t = predictor.predict_timed(img)
             read = (t1 - t0) * 1e3
             timings["read"].append(read)

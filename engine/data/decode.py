@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
+JPEG_MAGIC = b"\xff\xd8\xff"
 REDUCED_FLAGS = {
     1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -37,10 +38,14 @@ def read_image(path: str | Path, reduce: int = 1) -> np.ndarray | None:
     if reduce not in REDUCED_FLAGS:
         raise ValueError(f"reduce must be one of 1, 2, 4, 8 (got {reduce})")
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            # only a JPEG is read here; any other file is left to imread, which reads it once
+            data = f.read(3)
+            if data == JPEG_MAGIC:
+                data += f.read()
     except OSError:
         return None
-    if data[:3] == b"\xff\xd8\xff":
+    if data[:3] == JPEG_MAGIC:
         img = _decode_jpeg(data, reduce)
         if img is not None:
             return img
