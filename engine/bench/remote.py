@@ -114,7 +114,13 @@ def artifact_files(artifact: Path) -> list[Path]:
 
 
 def stage_job(
-    workdir: Path, entries: list[dict], images: list[Path], runs: int, warmup: int, n_images: int = 16
+    workdir: Path,
+    entries: list[dict],
+    images: list[Path],
+    runs: int,
+    warmup: int,
+    n_images: int = 16,
+    meta: dict | None = None,
 ) -> Path:
     """Lay out what the target needs in `workdir`: runner.zip, artifacts/, images/ and job.json.
     Each entry holds a local `artifact` path, `backend`, `device`, `precision` and backend `options`."""
@@ -130,7 +136,7 @@ def stage_job(
         job_entries.append({**e, "artifact": f"artifacts/{i}/{Path(e['artifact']).name}"})
     for k, img in enumerate(images[:n_images]):
         shutil.copy2(img, workdir / "images" / f"{k:03d}{img.suffix.lower()}")
-    job = {"runs": runs, "warmup": warmup, "images": "images", "entries": job_entries}
+    job = {"runs": runs, "warmup": warmup, "images": "images", "entries": job_entries, "meta": meta or {}}
     (workdir / "job.json").write_text(json.dumps(job, indent=1))
     return workdir
 
@@ -172,6 +178,7 @@ def bench_remote(
     runs: int,
     warmup: int,
     setup: bool = False,
+    meta: dict | None = None,
 ) -> dict:
     """Run the benchmark on `target` and return the runner's JSON (rows, host_cpu, host_gpu, openvino_devices).
     The remote working folder is removed afterwards, whatever happened."""
@@ -184,7 +191,7 @@ def bench_remote(
         raise RemoteError(f"{target.host}: cannot create a working folder: {res.stderr.strip()}")
     try:
         with tempfile.TemporaryDirectory(prefix="detcli-stage-") as tmp:
-            stage = stage_job(Path(tmp) / "job", entries, images, runs, warmup)
+            stage = stage_job(Path(tmp) / "job", entries, images, runs, warmup, meta=meta)
             for item in sorted(stage.iterdir()):
                 target.put(item, remote_dir)
         q = shlex.quote(remote_dir)

@@ -66,6 +66,7 @@ def run_job(job: dict, base: Path) -> dict:
         "openvino_devices": devices,
         "python": sys.version.split()[0],
         "rows": rows,
+        "meta": job.get("meta", {}),  # what the caller needs to record the rows (run, profile, host)
     }
 
 
