@@ -3,7 +3,6 @@ reading back of the results.json it produces (`detcli bench import`)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +16,9 @@ cd "$(dirname "$0")" && PYTHONPATH="$PWD/runner.zip" "${PYTHON:-python3}" -m eng
 """
 
 
-def write_bundle(out: Path, entries: list[dict], images: list[Path], runs: int, warmup: int, meta: dict) -> Path:
+def write_bundle(
+    out: Path, entries: list[dict], images: list[Path], runs: int, warmup: int, meta: dict
+) -> Path:
     """Write `out` (a .zip) holding everything `run.sh` needs; `meta` travels into results.json for import."""
     with tempfile.TemporaryDirectory(prefix="detcli-bundle-") as tmp:
         stage = stage_job(Path(tmp) / "detcli-bench", entries, images, runs, warmup, meta=meta)
@@ -37,4 +38,3 @@ def read_results(path: Path) -> dict:
     if "meta" not in data:
         raise RemoteError(f"{path}: no job meta inside: was it written by a detcli bench bundle?")
     return data
-

@@ -6,6 +6,7 @@ shell; `BatchMode` keeps a password prompt from hanging the benchmark."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import shutil
@@ -159,10 +160,14 @@ def parse_result(text: str, source: str) -> dict:
 
 def setup_venv(target: RemoteTarget, venv: str, backends: list[str]) -> str:
     """Create a venv on the target and pip-install what the runner needs; returns its python."""
-    pkgs = ["numpy", "opencv-python-headless", "simplejpeg", *(RUNTIMES[b] for b in backends if b in RUNTIMES)]
-    cmd = (
-        f"{shlex.quote(target.python)} -m venv {venv} && {venv}/bin/python -m pip install -q "
-        + " ".join(shlex.quote(p) for p in pkgs)
+    pkgs = [
+        "numpy",
+        "opencv-python-headless",
+        "simplejpeg",
+        *(RUNTIMES[b] for b in backends if b in RUNTIMES),
+    ]
+    cmd = f"{shlex.quote(target.python)} -m venv {venv} && {venv}/bin/python -m pip install -q " + " ".join(
+        shlex.quote(p) for p in pkgs
     )
     res = target.ssh(cmd)
     if res.returncode != 0:
@@ -199,10 +204,9 @@ def bench_remote(
             f"cd {q} && PYTHONPATH={q}/runner.zip {shlex.quote(target.python)} -m engine.bench.target job.json"
         )
     finally:
-        try:
+        # the benchmark's own error (or result) matters more than a left-over temp folder
+        with contextlib.suppress(RemoteError):
             target.ssh(f"rm -rf {shlex.quote(remote_dir)}", timeout=60)
-        except RemoteError:
-            pass  # the benchmark's own error (or result) matters more than a left-over temp folder
     if res.returncode == MISSING_RUNTIME:
         missing = json.loads(res.stdout.strip().splitlines()[-1]).get("missing", [])
         raise RemoteError(
@@ -210,7 +214,9 @@ def bench_remote(
             f"`ssh {target.host} {install_command(target.python, missing)}` or rerun with --setup"
         )
     if res.returncode == 127:
-        raise RemoteError(f"{target.host}: no {target.python} there; pass --remote-python PATH or use --setup")
+        raise RemoteError(
+            f"{target.host}: no {target.python} there; pass --remote-python PATH or use --setup"
+        )
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["no error output"])[-1]
         raise RemoteError(f"{target.host}: the benchmark runner failed (exit {res.returncode}): {last}")

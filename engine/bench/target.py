@@ -48,16 +48,21 @@ def run_job(job: dict, base: Path) -> dict:
     from engine.infer import Predictor
 
     images = sorted((base / job["images"]).iterdir())
+    devices = _openvino_devices()
     rows = []
     for e in job["entries"]:
-        predictor = Predictor.from_path(
-            base / e["artifact"], backend=e["backend"], device=e["device"], **e.get("options", {})
-        )
+        device, options, notes = e["device"], dict(e.get("options", {})), []
+        if e["backend"] == "openvino" and device.upper() == "GPU" and "GPU" not in devices:
+            # the profile wants the iGPU and this target has none visible: say so in the row, not silently
+            device = e.get("fallback_device", "CPU")
+            options["precision"] = None
+            notes.append(f"no Intel GPU visible to OpenVINO on the target: ran on {device}")
+        predictor = Predictor.from_path(base / e["artifact"], backend=e["backend"], device=device, **options)
         row = bench_predictor(
-            predictor, images, job["runs"], job["warmup"], e["device"], e["precision"], e["artifact"]
+            predictor, images, job["runs"], job["warmup"], device, e["precision"], e["artifact"]
         )
+        row.notes.extend(notes)
         rows.append(row.to_dict())
-    devices = _openvino_devices()
     gpu = next((name for d, name in devices.items() if d.startswith("GPU")), None)
     return {
         "schema": SCHEMA,
