@@ -162,7 +162,7 @@ def _bench_table(con, by_run: dict) -> None:
     from rich.table import Table
 
     t = Table(title="benchmarks (ms per image)", title_justify="left")
-    for c in ("run", "backend", "profile", "precision", "imgsz", "mean", "p50", "p95", "FPS", "host"):
+    for c in ("run", "backend", "profile", "device", "precision", "imgsz", "mean", "p50", "p95", "FPS", "host"):
         t.add_column(c)
     for name, rows in by_run.items():
         for b in rows:
@@ -170,13 +170,15 @@ def _bench_table(con, by_run: dict) -> None:
                 name,
                 b["backend"],
                 b["device_profile"],
+                str((b.get("breakdown") or {}).get("device", "")),
                 b["precision"],
                 b["imgsz"],
                 f"{b['latency_mean']:.1f}",
                 f"{b['latency_p50']:.1f}",
                 f"{b['latency_p95']:.1f}",
                 f"{b['fps']:.1f}",
-                b["host_cpu"] or "",
+                # where it ran: the ssh destination (or "bundle") for a benchmark on another machine
+                f"{b['host']}: {b['host_cpu'] or '?'}" if b.get("host") else (b["host_cpu"] or ""),
             )
     con.print(t)
 

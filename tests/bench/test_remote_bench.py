@@ -236,3 +236,61 @@ def test_import_of_a_foreign_json_is_a_clear_error(runs_dir, tmp_path):
     bad.write_text('{"hello": 1}')
     res = CliRunner().invoke(cli, ["bench", "import", str(bad)])
     assert res.exit_code == 1 and "not a detcli bench result" in res.output
+
+
+@pytest.mark.slow
+def test_remote_compare_records_every_export_and_runs_show_names_the_host(sshd, images, runs_dir, tmp_path):
+    import torch
+
+    from engine.config import load_config
+    from engine.models import build_model, save_checkpoint
+
+    cfg = load_config("demo")
+    with RunStore.open(runs_dir) as store:
+        run = store.create_run(
+            preset="demo",
+            model="dfine-n",
+            dataset="synthetic",
+            config=cfg.model_dump(mode="json"),
+            epochs=1,
+            name="n100run",
+        )
+    torch.manual_seed(0)
+    m = build_model("dfine-n", num_classes=3, eval_spatial_size=(320, 320))
+    ckpt = save_checkpoint(
+        tmp_path / "best.pt",
+        m,
+        class_names=["a", "b", "c"],
+        imgsz=(320, 320),
+        extra={"keep_ratio": True, "best_conf": 0.25, "run_name": "n100run"},
+    )
+    res = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            str(ckpt),
+            "--device",
+            "n100",
+            "--compare",
+            "--host",
+            "target",
+            "--ssh-config",
+            str(sshd),
+            "--remote-python",
+            sys.executable,
+            "--runs",
+            "4",
+            "--warmup",
+            "1",
+            "--images",
+            str(_images_dir(tmp_path, images)),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "x fastest" in res.output
+    rows = RunStore.open(runs_dir).benchmarks(run["id"])
+    assert sorted(r["backend"] for r in rows) == ["onnx", "openvino"]
+    assert all(r["host"] == "target" for r in rows)
+    shown = CliRunner().invoke(cli, ["runs", "show", "n100run"], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert "target:" in shown.output and "CPU" in shown.output
