@@ -34,6 +34,11 @@ setup:
         (apt-get install -y -qq tmux >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null 2>&1)) \
             || echo "setup: tmux not installed (the tmux dashboard test will be skipped)"
     fi
+    # sshd plays the target device in the `bench --host` tests (a throw-away server on 127.0.0.1)
+    if [ ! -x /usr/sbin/sshd ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get install -y -qq openssh-server openssh-client >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq openssh-server openssh-client >/dev/null 2>&1)) \
+            || echo "setup: openssh-server not installed (the remote bench tests will be skipped)"
+    fi
     echo "$want" > "$stamp"
     echo "setup: done ({{ venv }})"
 
