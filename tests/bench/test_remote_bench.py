@@ -36,7 +36,7 @@ def _free_port() -> int:
 def sshd(tmp_path_factory):
     """An sshd on a free port with throw-away host and user keys; yields an ssh config naming it `target`."""
     d = tmp_path_factory.mktemp("sshd")
-    for name in ("host_key", "user_key"):
+    for name in ("host_key", "user_key", "stranger_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
     (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
     (d / "authorized_keys").chmod(0o600)
@@ -58,6 +58,8 @@ def sshd(tmp_path_factory):
     cfg = d / "ssh_config"
     cfg.write_text(
         f"Host target\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d / 'user_key'}\n"
+        "  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        f"Host stranger\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d / 'stranger_key'}\n"
         "  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
         f"Host deadhost\n  HostName 127.0.0.1\n  Port {_free_port()}\n"
     )
@@ -112,28 +114,28 @@ def _bench_rows(runs_dir: Path) -> list[dict]:
     return [dict(r) for r in store.conn.execute("SELECT * FROM benchmarks").fetchall()]
 
 
+def _bench(model, tmp_path, images, *args: str):
+    """`detcli bench MODEL ARGS --images DIR` on a copy of `images`, with few runs (the numbers are not checked)."""
+    argv = [
+        "bench",
+        str(model),
+        *args,
+        "--runs",
+        "4",
+        "--warmup",
+        "1",
+        "--images",
+        str(_images_dir(tmp_path, images)),
+    ]
+    return CliRunner().invoke(cli, argv)
+
+
+def _remote(sshd, python: str = sys.executable) -> list[str]:
+    return ["--ssh-config", str(sshd), "--remote-python", python]
+
+
 def test_remote_bench_of_openvino_export_is_recorded_with_host(sshd, ov_model, images, runs_dir, tmp_path):
-    res = CliRunner().invoke(
-        cli,
-        [
-            "bench",
-            str(ov_model),
-            "--device",
-            "n100",
-            "--host",
-            "target",
-            "--ssh-config",
-            str(sshd),
-            "--remote-python",
-            sys.executable,
-            "--runs",
-            "6",
-            "--warmup",
-            "2",
-            "--images",
-            str(_images_dir(tmp_path, images)),
-        ],
-    )
+    res = _bench(ov_model, tmp_path, images, "--device", "n100", "--host", "target", *_remote(sshd))
     assert res.exit_code == 0, res.output
     assert "target" in res.output and "OpenVINO devices on the target: CPU" in res.output
     rows = _bench_rows(runs_dir)
@@ -147,50 +149,44 @@ def test_remote_bench_of_openvino_export_is_recorded_with_host(sshd, ov_model, i
 
 
 def test_unreachable_host_is_one_line_and_records_nothing(sshd, ov_model, images, runs_dir, tmp_path):
-    res = CliRunner().invoke(
-        cli,
-        [
-            "bench",
-            str(ov_model),
-            "--host",
-            "deadhost",
-            "--ssh-config",
-            str(sshd),
-            "--runs",
-            "2",
-            "--warmup",
-            "0",
-            "--images",
-            str(_images_dir(tmp_path, images)),
-        ],
-    )
+    res = _bench(ov_model, tmp_path, images, "--host", "deadhost", "--ssh-config", str(sshd))
     assert res.exit_code == 1
     assert "deadhost: cannot reach the host" in res.output and "Traceback" not in res.output
+    assert _bench_rows(runs_dir) == []
+
+
+def test_auth_failure_is_one_line(sshd, ov_model, images, runs_dir, tmp_path):
+    res = _bench(ov_model, tmp_path, images, "--host", "stranger", "--ssh-config", str(sshd))
+    assert res.exit_code == 1
+    assert "stranger: authentication failed" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize(
+    "script, timeout, expected",
+    [
+        ("echo boom >&2; exit 2", "60", "the benchmark runner failed (exit 2): boom"),
+        ("sleep 30", "3", "no answer within 3 s"),
+    ],
+    ids=["crash", "timeout"],
+)
+def test_runner_crash_and_timeout_are_one_line(
+    sshd, ov_model, images, runs_dir, tmp_path, script, timeout, expected
+):
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    res = _bench(
+        ov_model, tmp_path, images, "--host", "target", *_remote(sshd, str(fake)), "--remote-timeout", timeout
+    )
+    assert res.exit_code == 1, res.output
+    assert expected in res.output and "Traceback" not in res.output
     assert _bench_rows(runs_dir) == []
 
 
 def test_missing_runtime_names_the_install_command(sshd, ov_model, images, runs_dir, tmp_path):
     venv = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    res = CliRunner().invoke(
-        cli,
-        [
-            "bench",
-            str(ov_model),
-            "--host",
-            "target",
-            "--ssh-config",
-            str(sshd),
-            "--remote-python",
-            str(venv / "bin" / "python"),
-            "--runs",
-            "2",
-            "--warmup",
-            "0",
-            "--images",
-            str(_images_dir(tmp_path, images)),
-        ],
-    )
+    res = _bench(ov_model, tmp_path, images, "--host", "target", *_remote(sshd, str(venv / "bin" / "python")))
     assert res.exit_code == 1, res.output
     assert "lacks numpy" in res.output and "openvino" in res.output and "pip install" in res.output
     assert "--setup" in res.output
@@ -199,23 +195,7 @@ def test_missing_runtime_names_the_install_command(sshd, ov_model, images, runs_
 
 def test_bundle_then_import_round_trip(ov_model, images, runs_dir, tmp_path):
     out = tmp_path / "n100.zip"
-    res = CliRunner().invoke(
-        cli,
-        [
-            "bench",
-            str(ov_model),
-            "--device",
-            "n100",
-            "--bundle",
-            str(out),
-            "--runs",
-            "4",
-            "--warmup",
-            "1",
-            "--images",
-            str(_images_dir(tmp_path, images)),
-        ],
-    )
+    res = _bench(ov_model, tmp_path, images, "--device", "n100", "--bundle", str(out))
     assert res.exit_code == 0, res.output
     unpacked = tmp_path / "unpacked"
     zipfile.ZipFile(out).extractall(unpacked)
@@ -264,28 +244,7 @@ def test_remote_compare_records_every_export_and_runs_show_names_the_host(sshd, 
         imgsz=(320, 320),
         extra={"keep_ratio": True, "best_conf": 0.25, "run_name": "n100run"},
     )
-    res = CliRunner().invoke(
-        cli,
-        [
-            "bench",
-            str(ckpt),
-            "--device",
-            "n100",
-            "--compare",
-            "--host",
-            "target",
-            "--ssh-config",
-            str(sshd),
-            "--remote-python",
-            sys.executable,
-            "--runs",
-            "4",
-            "--warmup",
-            "1",
-            "--images",
-            str(_images_dir(tmp_path, images)),
-        ],
-    )
+    res = _bench(ckpt, tmp_path, images, "--device", "n100", "--compare", "--host", "target", *_remote(sshd))
     assert res.exit_code == 0, res.output
     assert "x fastest" in res.output
     rows = RunStore.open(runs_dir).benchmarks(run["id"])
