@@ -162,7 +162,19 @@ def _bench_table(con, by_run: dict) -> None:
     from rich.table import Table
 
     t = Table(title="benchmarks (ms per image)", title_justify="left")
-    for c in ("run", "backend", "profile", "device", "precision", "imgsz", "mean", "p50", "p95", "FPS", "host"):
+    for c in (
+        "run",
+        "backend",
+        "profile",
+        "device",
+        "precision",
+        "imgsz",
+        "mean",
+        "p50",
+        "p95",
+        "FPS",
+        "host",
+    ):
         t.add_column(c)
     for name, rows in by_run.items():
         for b in rows:

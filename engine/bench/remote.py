@@ -158,8 +158,13 @@ def parse_result(text: str, source: str) -> dict:
     return data
 
 
-def setup_venv(target: RemoteTarget, venv: str, backends: list[str]) -> str:
-    """Create a venv on the target and pip-install what the runner needs; returns its python."""
+def setup_venv(target: RemoteTarget, backends: list[str]) -> str:
+    """Create ~/.detcli-bench-venv on the target and pip-install what the runner needs from the package index
+    the target reaches; returns the venv's python (an absolute path, as later commands quote it)."""
+    home = target.ssh('printf %s "$HOME"', timeout=60).stdout.strip()
+    if not home:
+        raise RemoteError(f"{target.host}: cannot tell the home folder to create the venv in")
+    venv = shlex.quote(f"{home}/.detcli-bench-venv")
     pkgs = [
         "numpy",
         "opencv-python-headless",
@@ -173,7 +178,7 @@ def setup_venv(target: RemoteTarget, venv: str, backends: list[str]) -> str:
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["?"])[-1]
         raise RemoteError(f"{target.host}: setting up {venv} failed: {last}")
-    return f"{venv}/bin/python"
+    return f"{home}/.detcli-bench-venv/bin/python"
 
 
 def bench_remote(
@@ -189,7 +194,7 @@ def bench_remote(
     The remote working folder is removed afterwards, whatever happened."""
     backends = [e["backend"] for e in entries]
     if setup:
-        target.python = setup_venv(target, "~/.detcli-bench-venv", backends)
+        target.python = setup_venv(target, backends)
     res = target.ssh("mktemp -d -t detcli-bench.XXXXXX", timeout=60)
     remote_dir = res.stdout.strip()
     if res.returncode != 0 or not remote_dir:
