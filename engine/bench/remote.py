@@ -213,7 +213,10 @@ def bench_remote(
         with contextlib.suppress(RemoteError):
             target.ssh(f"rm -rf {shlex.quote(remote_dir)}", timeout=60)
     if res.returncode == MISSING_RUNTIME:
-        missing = json.loads(res.stdout.strip().splitlines()[-1]).get("missing", [])
+        try:
+            missing = json.loads(res.stdout.strip().splitlines()[-1]).get("missing", [])
+        except (json.JSONDecodeError, IndexError):
+            missing = ["the runner's dependencies"]
         raise RemoteError(
             f"{target.host}: {target.python} lacks {', '.join(missing)}; install with "
             f"`ssh {target.host} {install_command(target.python, missing)}` or rerun with --setup"
