@@ -120,7 +120,13 @@ class ModelConfig(_Section):
     num_denoising: int | None = Field(
         None, ge=0, description="contrastive denoising queries; None = official 100"
     )
-    pretrained: Path | None = Field(None, description="official or detcli checkpoint to start from")
+    pretrained: str | None = Field(
+        None, description="checkpoint to start from: a name in `detcli weights list` or a .pt/.pth path"
+    )
+    backbone_pretrained: bool | str = Field(
+        False,
+        description="true = the size's ImageNet HGNetv2 (the official recipe), false = random, or a NAME/PATH",
+    )
 
 
 class TrainConfig(_Section):

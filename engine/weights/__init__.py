@@ -1,5 +1,12 @@
-"""Pretrained weights: the official release files, their cache, their download and their verification."""
+"""Pretrained weights: the registry of official D-FINE files, the download cache, and name -> file resolution.
 
+`resolve_weights("dfine-s-coco")` returns a verified local file (downloaded once into `weights_dir()`);
+a path to a file the user already has is returned as is. Loading into a model is `engine.models.pretrained`.
+"""
+
+from __future__ import annotations
+
+from engine.weights.cache import weights_dir
 from engine.weights.errors import (
     UnknownWeights,
     WeightsCorrupt,
@@ -8,7 +15,15 @@ from engine.weights.errors import (
     WeightsUnavailable,
 )
 from engine.weights.registry import WeightsEntry, backbone_for, get_entry, list_weights
-from engine.weights.resolve import ResolvedWeights, cached_path, resolve_weights, url_for
+from engine.weights.resolve import (
+    ResolvedWeights,
+    add_to_cache,
+    cached_file,
+    file_url,
+    looks_like_path,
+    resolve_source,
+    resolve_weights,
+)
 
 __all__ = [
     "ResolvedWeights",
@@ -18,10 +33,14 @@ __all__ = [
     "WeightsError",
     "WeightsMismatch",
     "WeightsUnavailable",
+    "add_to_cache",
     "backbone_for",
-    "cached_path",
+    "cached_file",
+    "file_url",
     "get_entry",
     "list_weights",
+    "looks_like_path",
+    "resolve_source",
     "resolve_weights",
-    "url_for",
+    "weights_dir",
 ]
