@@ -1,12 +1,5 @@
-"""Pretrained weights: the registry of official D-FINE files, the download cache, and name -> file resolution.
+"""Pretrained weights: the official release files, their cache, their download and their verification."""
 
-`resolve_weights("dfine-s-coco")` returns a verified local file (downloaded once into `weights_dir()`);
-a path to a file the user already has is returned as is. Loading into a model is `engine.models.pretrained`.
-"""
-
-from __future__ import annotations
-
-from engine.weights.cache import weights_dir
 from engine.weights.errors import (
     UnknownWeights,
     WeightsCorrupt,
@@ -15,15 +8,7 @@ from engine.weights.errors import (
     WeightsUnavailable,
 )
 from engine.weights.registry import WeightsEntry, backbone_for, get_entry, list_weights
-from engine.weights.resolve import (
-    ResolvedWeights,
-    add_to_cache,
-    cached_file,
-    file_url,
-    looks_like_path,
-    resolve_source,
-    resolve_weights,
-)
+from engine.weights.resolve import ResolvedWeights, cached_path, resolve_weights, url_for
 
 __all__ = [
     "ResolvedWeights",
@@ -33,14 +18,10 @@ __all__ = [
     "WeightsError",
     "WeightsMismatch",
     "WeightsUnavailable",
-    "add_to_cache",
     "backbone_for",
-    "cached_file",
-    "file_url",
+    "cached_path",
     "get_entry",
     "list_weights",
-    "looks_like_path",
-    "resolve_source",
     "resolve_weights",
-    "weights_dir",
+    "url_for",
 ]

@@ -1,139 +1,140 @@
-"""From what a user typed (a registry name or a path) to a verified file on disk."""
+"""From a name a user types (or a path) to a verified weights file on disk.
+
+`resolve_weights("dfine-s-coco")` finds the file in the cache or downloads it (from the official URL, or from
+`DETCLI_WEIGHTS_MIRROR` / `mirror=`, a base URL holding the official file names), then checks it: the pinned
+SHA-256 where a published source states one, else the SHA-256 recorded beside the file on its first download,
+and always that it reads as a tensor-only checkpoint. A file that fails is removed, so the cache never keeps it.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.weights import cache
-from engine.weights.download import download_file, part_path
+from engine.weights.cache import forget, record_sha256, recorded_sha256, sha256_file, weights_dir
+from engine.weights.download import download_file
 from engine.weights.errors import UnknownWeights, WeightsCorrupt, WeightsUnavailable
-from engine.weights.registry import WeightsEntry, find_entry
-from engine.weights.verify import verify_structure
-
-_PATH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+from engine.weights.registry import WeightsEntry, find_entry, get_entry
 
 
 @dataclass
 class ResolvedWeights:
-    """A weights file ready to load, and where it came from (recorded in the run history)."""
+    """A verified file, and where it came from (recorded in the run's provenance)."""
 
     path: Path
-    name: str | None  # the registry name, None for a user's own file
-    entry: WeightsEntry | None
+    entry: WeightsEntry | None  # None: a user's own file given by path
     sha256: str
-    url: str | None
-    downloaded: bool
-    sha256_pinned: bool  # checked against a published value (else: recorded on first use)
+    source: str  # "path", "cache" or the URL it was downloaded from
+    bytes_fetched: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name if self.entry else self.path.name
 
     def provenance(self) -> dict:
+        """JSON-ready: what a run records about its starting weights."""
         return {
             "name": self.name,
             "file": str(self.path),
             "sha256": self.sha256,
-            "sha256_pinned": self.sha256_pinned,
-            "url": self.url,
-            "downloaded": self.downloaded,
+            "source": self.source,
+            "trained_on": self.entry.trained_on if self.entry else None,
+            "licence": self.entry.licence if self.entry else None,
         }
 
 
-def looks_like_path(text: str) -> bool:
-    """A value is a path when it names a file, has a directory part, or ends like a checkpoint."""
-    return os.sep in text or "/" in text or text.lower().endswith(_PATH_SUFFIXES) or Path(text).exists()
+def mirror_url() -> str | None:
+    """$DETCLI_WEIGHTS_MIRROR, the base URL of an in-house copy of the release files (air-gapped sites)."""
+    return os.environ.get("DETCLI_WEIGHTS_MIRROR") or None
 
 
-def file_url(entry: WeightsEntry, mirror: str | None = None) -> str:
-    """The entry's official URL, or its official file name under a mirror ($DETCLI_WEIGHTS_MIRROR)."""
-    mirror = mirror or os.environ.get("DETCLI_WEIGHTS_MIRROR") or None
+def url_for(entry: WeightsEntry, mirror: str | None = None) -> str:
+    """The official URL, or the same file name under `mirror`."""
+    mirror = mirror or mirror_url()
     return f"{mirror.rstrip('/')}/{entry.file}" if mirror else entry.url
 
 
-def resolve_source(
-    name_or_path: str | Path, mirror: str | None = None, progress: bool = True
-) -> ResolvedWeights:
-    """Find, download if needed, and verify the weights `name_or_path` designates."""
-    text = str(name_or_path)
-    entry = None if isinstance(name_or_path, Path) else find_entry(text)
-    if entry is None:
-        path = Path(text).expanduser()
-        if path.is_file():
-            return ResolvedWeights(path, None, None, cache.sha256_file(path), None, False, False)
-        if looks_like_path(text):
-            raise UnknownWeights(f"weights file not found: {path}")
-        from engine.weights.registry import get_entry
-
-        get_entry(text)  # raises with "did you mean"
-    return _resolve_entry(entry, mirror, progress)
-
-
-def resolve_weights(name_or_path: str | Path, mirror: str | None = None, progress: bool = True) -> Path:
-    """The local path of a registry name (downloaded into the cache on first use) or of a user's file."""
-    return resolve_source(name_or_path, mirror, progress).path
-
-
-def cached_file(entry: WeightsEntry) -> Path:
+def cached_path(entry: WeightsEntry) -> Path:
     """Where `entry` lives in the cache (whether or not it is there yet)."""
-    return cache.weights_dir() / entry.file
+    return weights_dir() / entry.file
 
 
-def _resolve_entry(entry: WeightsEntry, mirror: str | None, progress: bool) -> ResolvedWeights:
-    dest = cached_file(entry)
-    url = file_url(entry, mirror)
-    downloaded = False
-    if not dest.is_file():
-        try:
-            download_file(url, dest, progress=progress)
-        except WeightsUnavailable as e:
-            raise WeightsUnavailable(
-                f"{e}\nWithout network: download {entry.url} by hand and put it at {dest}, or set "
-                "DETCLI_WEIGHTS_MIRROR (or --mirror) to a folder URL that holds it under its official name"
-            ) from None
-        downloaded = True
-    digest = _verify(entry, dest, downloaded)
-    return ResolvedWeights(dest, entry.name, entry, digest, url, downloaded, entry.sha256 is not None)
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.endswith((".pt", ".pth", ".safetensors"))
 
 
-def _verify(entry: WeightsEntry, path: Path, fresh: bool) -> str:
-    """Check a cached file against the pinned or recorded SHA-256 (or its structure on first use)."""
-    digest = cache.sha256_file(path)
-    expected = entry.sha256 or cache.recorded_sha256(path)
-    if expected and digest != expected:
-        cache.forget(path)
-        source = "published" if entry.sha256 else "recorded at its first download"
-        raise WeightsCorrupt(
-            f"checksum mismatch for {entry.file}: SHA-256 {digest} ({path.stat().st_size if path.exists() else 0:,}"
-            f" bytes), expected {expected} ({source}"
-            + (f", {entry.bytes:,} bytes" if entry.bytes else "")
-            + f"); the file was removed from the cache ({path}): download it again"
+def resolve_weights(
+    name_or_path: str | os.PathLike,
+    *,
+    mirror: str | None = None,
+    download: bool = True,
+    progress: bool = True,
+    retries: int = 3,
+    timeout: float = 30.0,
+) -> ResolvedWeights:
+    """A registry name (fetched and verified) or an existing file; typed WeightsError otherwise."""
+    text = os.fspath(name_or_path)
+    given = Path(text).expanduser()
+    if given.is_file():
+        return ResolvedWeights(given, find_entry(given.name), sha256_file(given), "path")
+    entry = find_entry(text)
+    if entry is None:
+        if _looks_like_path(text):
+            raise UnknownWeights(
+                f"weights file not found: {text} (nor is it a name in `detcli weights list`)"
+            )
+        get_entry(text)  # raises UnknownWeights with did-you-mean
+    dest = cached_path(entry)
+    if dest.is_file():
+        return ResolvedWeights(dest, entry, _verify(entry, dest, cached=True), "cache")
+    if not download:
+        raise WeightsUnavailable(
+            f"{entry.name} is not in the cache ({dest}); `detcli weights download {entry.name}`"
         )
-    if not expected or fresh:
-        try:
-            verify_structure(path, entry)
-        except WeightsCorrupt:
-            cache.forget(path)
-            raise
-        if not entry.sha256:
-            cache.record_sha256(path, digest)
+    url = url_for(entry, mirror)
+    try:
+        got = download_file(url, dest, progress=progress, retries=retries, timeout=timeout)
+    except WeightsUnavailable as e:
+        raise WeightsUnavailable(
+            f"{e}. Offline? Fetch {entry.url} elsewhere and put it at {dest}, "
+            "or set DETCLI_WEIGHTS_MIRROR to a base URL holding the release files"
+        ) from None
+    return ResolvedWeights(dest, entry, _verify(entry, dest, cached=False), url, got.bytes_fetched)
+
+
+def _verify(entry: WeightsEntry, path: Path, *, cached: bool) -> str:
+    """The file's SHA-256 once it checks out; removes it and raises WeightsCorrupt when it does not."""
+    size = path.stat().st_size
+    digest = sha256_file(path)
+    where = "cached" if cached else "downloaded"
+    expected = entry.sha256 or (recorded_sha256(path) if cached else None)
+    problem = None
+    if expected and digest != expected:
+        origin = entry.sha256_source if entry.sha256 else "its first download"
+        problem = f"SHA-256 {digest[:16]}... differs from {expected[:16]}... ({origin})"
+    elif entry.bytes is not None and size != entry.bytes:
+        problem = f"{size:,} bytes, expected {entry.bytes:,}"
+    elif not cached or recorded_sha256(path) is None:
+        problem = _structure_problem(path)
+    if problem:
+        forget(path)
+        raise WeightsCorrupt(
+            f"{where} {entry.file} is not the release file ({problem}); removed it, run the command again to "
+            "download it afresh"
+        )
+    if recorded_sha256(path) is None:
+        record_sha256(path, digest)
     return digest
 
 
-def add_to_cache(path: str | Path, name: str) -> ResolvedWeights:
-    """Copy a file the user already has into the cache under `name`'s official file name, verified."""
-    from engine.weights.registry import get_entry
+def _structure_problem(path: Path) -> str | None:
+    """Why the file is not a tensor-only checkpoint in a known layout, or None."""
+    from engine.models.checkpoint import extract_state_dict, read_checkpoint
 
-    entry = get_entry(name)
-    src = Path(path).expanduser()
-    if not src.is_file():
-        raise UnknownWeights(f"weights file not found: {src}")
-    dest = cached_file(entry)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = part_path(dest)
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-    for old in (dest.with_name(dest.name + ".sha256"),):
-        if old.exists():
-            old.unlink()
-    digest = _verify(entry, dest, True)
-    return ResolvedWeights(dest, entry.name, entry, digest, None, False, entry.sha256 is not None)
+    try:
+        extract_state_dict(read_checkpoint(path))
+    except (ValueError, FileNotFoundError) as e:
+        return str(e).replace(str(path), "it")
+    return None
