@@ -135,7 +135,9 @@ class Trainer:
         ).to(self.device)
         self.criterion = build_criterion(m.name, num_classes=len(self.class_names))
         # a file that fills too little of its part raises WeightsMismatch here, before any training step
-        self.pretrained = [] if resume else apply_pretrained(self.model, m, self.class_names, progress=not self.quiet)
+        self.pretrained = (
+            [] if resume else apply_pretrained(self.model, m, self.class_names, progress=not self.quiet)
+        )
         if self.ddp:
             if cfg.train.sync_bn:
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
@@ -261,7 +263,9 @@ class Trainer:
                 progress.message(load.report.summary())
                 self._event(load.line())
                 if self.store and self.run and self.main:
-                    self.store.add_artifact(self.run["id"], "pretrained", load.weights.path, load.provenance())
+                    self.store.add_artifact(
+                        self.run["id"], "pretrained", load.weights.path, load.provenance()
+                    )
             steps_per_epoch = max(1, len(self._loader(self.start_epoch)) // cfg.accumulate)
             total_steps = steps_per_epoch * cfg.epochs
             for epoch in range(self.start_epoch, cfg.epochs):

@@ -30,7 +30,7 @@ def test_stage1_backbone_fills_every_backbone_tensor(nano_files):
 def test_stage1_backbone_as_whole_model_is_refused(nano_files):
     m = build_model("dfine-n", num_classes=3)
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    with pytest.raises(WeightsMismatch, match="backbone only: give it as model.backbone_pretrained"):
+    with pytest.raises(WeightsMismatch, match=r"backbone only: give it as model\.backbone_pretrained"):
         load_checkpoint(m, nano_files["PPHGNetV2_B0_stage1.pth"], min_fill=MIN_FILL)
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # refused before loading
 
@@ -63,7 +63,9 @@ def test_coco_checkpoint_to_three_named_classes_keeps_their_rows(nano_files):
     own = m.state_dict()
     for key in CLASS_DEPENDENT:
         assert torch.equal(own[key][:3], file[key][rows]), key
-    assert torch.equal(own["decoder.denoising_class_embed.weight"][-1], file["decoder.denoising_class_embed.weight"][-1])
+    assert torch.equal(
+        own["decoder.denoising_class_embed.weight"][-1], file["decoder.denoising_class_embed.weight"][-1]
+    )
 
 
 def test_classes_coco_does_not_name_stay_initialised(nano_files):

@@ -26,11 +26,20 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("tiny") / "ds", images=8, size=128, seed=1, val=4, test=0)
+    return generate(tmp_path_factory.mktemp("tiny") / "ds", images=24, size=128, seed=1)
 
 
 def _train(tmp_path, data, *over):
-    args = ["--runs-dir", str(tmp_path / "runs"), "train", "--preset", "demo", f"data.root={data}", *TINY, *over]
+    args = [
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "train",
+        "--preset",
+        "demo",
+        f"data.root={data}",
+        *TINY,
+        *over,
+    ]
     return CliRunner().invoke(cli, args)
 
 
@@ -49,7 +58,9 @@ def test_backbone_file_loads_every_tensor_and_is_recorded(tmp_path, tiny_data, n
     show = CliRunner().invoke(cli, ["--runs-dir", str(tmp_path / "runs"), "runs", "show", run["name"]])
     assert f"filled {n} of {n} backbone tensors" in show.output
     shown = json.loads(
-        CliRunner().invoke(cli, ["--runs-dir", str(tmp_path / "runs"), "runs", "show", run["name"], "--json"]).output
+        CliRunner()
+        .invoke(cli, ["--runs-dir", str(tmp_path / "runs"), "runs", "show", run["name"], "--json"])
+        .output
     )
     assert shown["artifacts"][0]["meta"]["sha256"] == art["meta"]["sha256"]
 
@@ -59,7 +70,7 @@ def test_backbone_file_as_pretrained_is_refused_exit_2(tmp_path, tiny_data, nano
     r = _train(tmp_path, tiny_data, f"model.pretrained={nano_files['PPHGNetV2_B0_stage1.pth']}")
     assert r.exit_code == 2
     assert "backbone only: give it as model.backbone_pretrained" in r.output
-    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    assert ("Traceback" not in r.output and r.exception is None) or isinstance(r.exception, SystemExit)
 
 
 @pytest.mark.slow
