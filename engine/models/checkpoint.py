@@ -20,6 +20,7 @@ from engine.weights.errors import WeightsMismatch
 FORMAT = "detcli-checkpoint-v1"
 BACKBONE = "backbone."
 _STAGE1 = ("stem.", "stages.")
+_COUNTER = "num_batches_tracked"
 MIN_FILL = 0.9  # a file that fills less of its part than this is refused: it is not meant for this model
 
 
@@ -40,17 +41,22 @@ class LoadReport:
     class_rows: dict[str, int] = field(default_factory=dict)  # user class -> the file's head row kept for it
 
     @property
+    def filled(self) -> int:
+        """Tensors of the part loaded as they are, BatchNorm step counters left out (they are not weights)."""
+        return sum(not k.endswith(_COUNTER) for k in self.loaded)
+
+    @property
     def fill(self) -> float:
-        """Share of the part's tensors the file filled (loaded as they are)."""
-        return len(self.loaded) / self.target if self.target else 0.0
+        """Share of the part's tensors the file filled."""
+        return self.filled / self.target if self.target else 0.0
 
     @property
     def complete(self) -> bool:
         return not (self.reinitialised or self.unexpected or self.missing)
 
     def summary(self) -> str:
-        part = f" of the {self.target} of the {self.part}" if self.target else ""
-        lines = [f"{self.source} ({self.layout}): loaded {len(self.loaded)}{part} tensors"]
+        part = f" (filled {self.filled} of the {self.target} of the {self.part})" if self.target else ""
+        lines = [f"{self.source} ({self.layout}): loaded {len(self.loaded)} tensors{part}"]
         if self.class_rows:
             kept = ", ".join(self.class_rows)
             lines.append(f"  class-head rows kept from the file for {len(self.class_rows)} class(es): {kept}")
@@ -128,7 +134,8 @@ def load_checkpoint(
     if part == "backbone":
         own = {k: v for k, v in own.items() if k.startswith(BACKBONE)}
         state = {k: v for k, v in state.items() if k.startswith(BACKBONE)}
-    report = LoadReport(str(path), layout, part=part, target=len(own))
+    # BatchNorm's step counters are not weights (a converted or frozen-norm file has none): they do not count
+    report = LoadReport(str(path), layout, part=part, target=sum(not k.endswith(_COUNTER) for k in own))
     usable = {}
     for key, value in state.items():
         if key not in own:
@@ -139,7 +146,7 @@ def load_checkpoint(
             # keep the model's dtype (decoder.reg_scale is int64 in official files and stays so)
             usable[key] = value.to(own[key].dtype)
             report.loaded.append(key)
-    report.missing = [k for k in own if k not in state]
+    report.missing = [k for k in own if k not in state and not k.endswith(_COUNTER)]
     if min_fill is not None and report.fill < min_fill:
         raise WeightsMismatch(_mismatch_message(report, min_fill))
     if class_names and report.reinitialised:
@@ -157,12 +164,12 @@ def _mismatch_message(report: LoadReport, min_fill: float) -> str:
         why = "it holds an ImageNet backbone only: give it as model.backbone_pretrained"
     elif report.part == "backbone" and report.target and not report.loaded and not report.reinitialised:
         why = "it holds no HGNetv2 backbone tensors"
-    elif len(report.reinitialised) > len(report.loaded):
+    elif len(report.reinitialised) > report.filled:
         why = f"{len(report.reinitialised)} of its tensors have other shapes: is it for another model size?"
     else:
         why = "its tensor names are not this model's: is it a D-FINE / HGNetv2 file?"
     return (
-        f"{report.source} fills {len(report.loaded)} of the {report.target} tensors of the {report.part} "
+        f"{report.source} fills {report.filled} of the {report.target} tensors of the {report.part} "
         f"({report.fill:.0%}, needs {min_fill:.0%}); {why}"
     )
 

@@ -126,6 +126,9 @@ class Trainer:
             "num_queries": m.num_queries,
             "num_layers": m.num_decoder_layers,
             "num_denoising": m.num_denoising,
+            "freeze_at": m.freeze_at,
+            "freeze_stem_only": m.freeze_stem_only,
+            "freeze_norm": m.freeze_norm,
         }
         self.model = build_model(
             m.name,

@@ -33,7 +33,7 @@ class PretrainedLoad:
             **self.weights.provenance(),
             "layout": r.layout,
             "part": r.part,
-            "loaded": len(r.loaded),
+            "loaded": r.filled,
             "of": r.target,
             "reinitialised": r.reinitialised,
             "ignored": len(r.unexpected),
@@ -46,7 +46,7 @@ class PretrainedLoad:
         extra = f", {len(r.reinitialised)} re-initialised" if r.reinitialised else ""
         kept = f", head rows kept for {len(r.class_rows)} class(es)" if r.class_rows else ""
         return (
-            f"{self.setting}: {self.weights.name} (sha256 {self.weights.sha256[:12]}) filled {len(r.loaded)} "
+            f"{self.setting}: {self.weights.name} (sha256 {self.weights.sha256[:12]}) filled {r.filled} "
             f"of {r.target} {r.part} tensors{extra}{kept}"
         )
 

@@ -22,7 +22,10 @@ def test_stage1_backbone_fills_every_backbone_tensor(nano_files):
     m = build_model("dfine-n", num_classes=3)
     r = load_checkpoint(m, nano_files["PPHGNetV2_B0_stage1.pth"], part="backbone", min_fill=MIN_FILL)
     assert r.layout == "hgnetv2-stage1"
-    assert len(r.loaded) == r.target == sum(k.startswith("backbone.") for k in m.state_dict()) > 300
+    weights = [
+        k for k in m.state_dict() if k.startswith("backbone.") and not k.endswith("num_batches_tracked")
+    ]
+    assert r.filled == r.target == len(weights) > 250
     file = torch.load(nano_files["PPHGNetV2_B0_stage1.pth"], weights_only=True)
     assert torch.equal(m.state_dict()["backbone.stem.stem1.conv.weight"], file["stem.stem1.conv.weight"])
 
@@ -46,7 +49,7 @@ def test_unrelated_file_is_refused(tmp_path):
 def test_detector_file_as_backbone_takes_its_backbone(nano_files):
     m = build_model("dfine-n", num_classes=3)
     r = load_checkpoint(m, nano_files["ema_layout.pth"], part="backbone", min_fill=MIN_FILL)
-    assert r.layout == "official-ema" and len(r.loaded) == r.target and not r.unexpected
+    assert r.layout == "official-ema" and r.filled == r.target and not r.unexpected
 
 
 def test_coco_checkpoint_to_three_named_classes_keeps_their_rows(nano_files):
@@ -76,3 +79,12 @@ def test_classes_coco_does_not_name_stay_initialised(nano_files):
     assert r.class_rows == {"Person": 0}
     w = m.state_dict()["decoder.enc_score_head.weight"]
     assert torch.equal(w[1], init[1]) and not torch.equal(w[0], init[0])
+
+
+def test_file_without_batchnorm_counters_still_fills_everything(nano_files, tmp_path):
+    # converted ImageNet files and frozen-norm (L/X) checkpoints carry no num_batches_tracked
+    sd = torch.load(nano_files["PPHGNetV2_B0_stage1.pth"], weights_only=True)
+    path = tmp_path / "PPHGNetV2_B0_stage1.pth"
+    torch.save({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}, path)
+    r = load_checkpoint(build_model("dfine-n", num_classes=3), path, part="backbone", min_fill=MIN_FILL)
+    assert r.fill == 1.0 and not r.missing
