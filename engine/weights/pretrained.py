@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from engine.models.checkpoint import MIN_FILL, LoadReport, load_checkpoint
+from engine.weights.errors import WeightsError, WeightsMismatch
 from engine.weights.registry import backbone_for
 from engine.weights.resolve import ResolvedWeights, resolve_weights
 
@@ -71,7 +72,12 @@ def load_pretrained(
 ) -> PretrainedLoad:
     """Resolve `source` (a registry name or a path), load it into `part`, refuse it if it fills < 90%."""
     weights = resolve_weights(source, mirror=mirror, progress=progress)
-    report = load_checkpoint(model, weights.path, part=part, class_names=class_names, min_fill=MIN_FILL)
+    try:
+        report = load_checkpoint(model, weights.path, part=part, class_names=class_names, min_fill=MIN_FILL)
+    except WeightsError:
+        raise
+    except (ValueError, FileNotFoundError) as e:  # not a checkpoint at all, or one holding Python objects
+        raise WeightsMismatch(str(e)) from None
     setting = "model.pretrained" if part == "model" else "model.backbone_pretrained"
     return PretrainedLoad(setting, weights, report)
 

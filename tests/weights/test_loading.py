@@ -88,3 +88,28 @@ def test_file_without_batchnorm_counters_still_fills_everything(nano_files, tmp_
     torch.save({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}, path)
     r = load_checkpoint(build_model("dfine-n", num_classes=3), path, part="backbone", min_fill=MIN_FILL)
     assert r.fill == 1.0 and not r.missing
+
+
+def test_objects365_head_rows_sit_one_row_down(tmp_path):
+    # the official Objects365 head has 366 rows; category k of the names sits at row k + 1
+    torch.manual_seed(2)
+    sd = build_model("dfine-n", num_classes=366).state_dict()
+    path = tmp_path / "dfine_n_obj365.pth"
+    torch.save({"model": sd}, path)
+    names = list(class_set("obj365")[0])
+    m = build_model("dfine-n", num_classes=2)
+    r = load_checkpoint(m, path, class_names=["car", "Dog"], min_fill=MIN_FILL)
+    rows = [names.index("Car") + 1, names.index("Dog") + 1]
+    assert list(r.class_rows.values()) == rows
+    assert torch.equal(
+        m.state_dict()["decoder.enc_score_head.weight"], sd["decoder.enc_score_head.weight"][rows]
+    )
+
+
+def test_not_a_checkpoint_is_a_mismatch_not_a_traceback(tmp_path):
+    from engine.weights.pretrained import load_pretrained
+
+    bad = tmp_path / "weights.pth"
+    bad.write_text("<html>not found</html>")
+    with pytest.raises(WeightsMismatch, match="not a PyTorch checkpoint"):
+        load_pretrained(build_model("dfine-n", num_classes=2), str(bad), progress=False)

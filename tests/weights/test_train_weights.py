@@ -88,3 +88,16 @@ def test_unrelated_file_is_refused_exit_2(tmp_path, tiny_data, weights_cache):
 def test_misspelt_pretrained_name_exit_2(tmp_path, tiny_data, weights_cache):
     r = _train(tmp_path, tiny_data, "model.pretrained=dfine-n-cocoo")
     assert r.exit_code == 2 and "did you mean dfine-n-coco" in r.output
+
+
+def test_runs_compare_says_what_each_run_started_from(tmp_path):
+    runs = tmp_path / "runs"
+    with RunStore.open(runs) as store:
+        a = store.create_run(preset="demo", model="dfine-n", dataset=None, config={}, epochs=1, device="cpu")
+        b = store.create_run(preset="demo", model="dfine-n", dataset=None, config={}, epochs=1, device="cpu")
+        store.add_artifact(a["id"], "pretrained", "/c/PPHGNetV2_B0_stage1.pth", {"name": "hgnetv2-b0"})
+    r = CliRunner().invoke(cli, ["--runs-dir", str(runs), "runs", "compare", a["name"], b["name"], "--json"])
+    metrics = json.loads(r.output)["metrics"]
+    assert metrics[a["name"]]["weights"] == "hgnetv2-b0" and metrics[b["name"]]["weights"] == "random"
+    r = CliRunner().invoke(cli, ["--runs-dir", str(runs), "runs", "compare", a["name"], b["name"]])
+    assert "started from" in r.output and "hgnetv2-b0" in r.output
