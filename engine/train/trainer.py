@@ -138,9 +138,13 @@ class Trainer:
         ).to(self.device)
         self.criterion = build_criterion(m.name, num_classes=len(self.class_names))
         # a file that fills too little of its part raises WeightsMismatch here, before any training step
-        self.pretrained = (
-            [] if resume else apply_pretrained(self.model, m, self.class_names, progress=not self.quiet)
-        )
+        self.pretrained = []
+        if not resume:
+            if self.ddp and not self.main:
+                dist_utils.barrier()  # rank 0 fetches into the cache first; the others then find it there
+            self.pretrained = apply_pretrained(self.model, m, self.class_names, progress=not self.quiet)
+            if self.ddp and self.main:
+                dist_utils.barrier()
         if self.ddp:
             if cfg.train.sync_bn:
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)

@@ -118,3 +118,15 @@ def test_mirror_from_environment(server, weights_cache, monkeypatch):
     monkeypatch.setenv("DETCLI_WEIGHTS_MIRROR", server.url)
     got = resolve_weights("hgnetv2-b0", progress=False)
     assert got.source == f"{server.url}/PPHGNetV2_B0_stage1.pth"
+
+
+def test_file_dropped_into_the_cache_by_hand_is_checked_then_used(nano_files, weights_cache):
+    dest = weights_cache / "PPHGNetV2_B0_stage1.pth"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(nano_files["PPHGNetV2_B0_stage1.pth"].read_bytes())
+    got = resolve_weights("hgnetv2-b0", download=False)
+    assert got.source == "cache" and recorded_sha256(dest) == got.sha256
+    (weights_cache / "dfine_n_coco.pth").write_text("<html>login</html>")
+    with pytest.raises(WeightsCorrupt, match="not a PyTorch checkpoint"):
+        resolve_weights("dfine-n-coco", download=False)
+    assert not (weights_cache / "dfine_n_coco.pth").exists()
