@@ -50,6 +50,7 @@ def download_file(
         disable=not progress,
         file=sys.stderr,
         leave=False,
+        delay=1.0,  # only a download that takes a while shows a bar: an offline failure prints just its message
     )
     try:
         for _attempt in range(retries + 1):

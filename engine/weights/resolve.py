@@ -97,8 +97,9 @@ def resolve_weights(
     try:
         got = download_file(url, dest, progress=progress, retries=retries, timeout=timeout)
     except WeightsUnavailable as e:
+        official = "it" if url == entry.url else entry.url
         raise WeightsUnavailable(
-            f"{e}. Offline? Fetch {entry.url} elsewhere and put it at {dest}, "
+            f"{e}. Offline? Fetch {official} elsewhere and put it at {dest}, "
             "or set DETCLI_WEIGHTS_MIRROR to a base URL holding the release files"
         ) from None
     return ResolvedWeights(dest, entry, _verify(entry, dest, cached=False), url, got.bytes_fetched)
