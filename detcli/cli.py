@@ -48,6 +48,7 @@ class DetcliGroup(click.Group):
         "runs",
         "dashboard",
         "presets",
+        "weights",
     )
 
     def list_commands(self, ctx: click.Context) -> list[str]:

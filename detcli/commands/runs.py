@@ -147,6 +147,13 @@ def show_cmd(ctx: click.Context, run: str, as_json: bool) -> None:
         con.print(t)
     if r["best_epoch"] is not None:
         con.print(f"best epoch {r['best_epoch'] + 1}: {r['best_metric']:.4f}")
+    for a in arts:
+        if a["kind"] == "pretrained":  # where the run's starting weights came from
+            m = a["meta"] or {}
+            con.print(
+                f"started from ({m.get('setting')}): {m.get('name')}  sha256 {str(m.get('sha256'))[:16]}  "
+                f"filled {m.get('loaded')} of {m.get('of')} {m.get('part')} tensors ({m.get('layout')})  {a['path']}"
+            )
     if arts:
         t = Table(title="artifacts", title_justify="left")
         for c in ("kind", "path", "meta"):
@@ -195,6 +202,12 @@ def _bench_table(con, by_run: dict) -> None:
     con.print(t)
 
 
+def _started_from(store, run_id: int) -> str:
+    """The names of the pretrained files a run started from, or "random"."""
+    names = [(a["meta"] or {}).get("name", "?") for a in store.artifacts(run_id, "pretrained")]
+    return " + ".join(names) or "random"
+
+
 @runs_group.command("compare")
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -223,7 +236,7 @@ def compare_cmd(ctx: click.Context, runs: tuple[str, ...], as_json: bool, as_csv
         table[r["name"]] = (
             {f"best_{m}": best[m] if best else None for m in METRICS}
             | {f"final_{m}": final[m] if final else None for m in METRICS}
-            | {"epochs": len(eps), "status": r["status"]}
+            | {"epochs": len(eps), "status": r["status"], "weights": _started_from(store, r["id"])}
         )
     if as_json:
         click.echo(
@@ -272,6 +285,7 @@ def compare_cmd(ctx: click.Context, runs: tuple[str, ...], as_json: bool, as_csv
         t.add_row(
             m, *[("-" if v is None else (f"[bold green]{v:.4f} *" if v == top else f"{v:.4f}")) for v in vals]
         )
+    t.add_row("started from", *[table[n]["weights"] for n in names])
     con.print(t)
     benches = {r["name"]: store.benchmarks(r["id"]) for r in rows}
     if any(benches.values()):
