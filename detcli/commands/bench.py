@@ -207,7 +207,7 @@ def bench_cmd(
                         "device_profile": profile.name,
                         "host_cpu": host_cpu(),
                         "host_gpu": _gpu_name(),
-                        "precision": precision,
+                        "precision": row.precision,
                         "imgsz": row.imgsz,
                         "batch": 1,
                         "latency_p50": row.p50_ms,
