@@ -48,6 +48,7 @@ class DetcliGroup(click.Group):
         "runs",
         "dashboard",
         "presets",
+        "checks",
     )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
