@@ -76,7 +76,7 @@ demo runs="runs": setup
 bench: setup
     #!/usr/bin/env bash
     set -euo pipefail
-    for b in benchmarks/[a-z]*.py; do echo "== $b"; {{ py }} "$b"; done
+    for b in benchmarks/[a-z]*.py; do [ "$b" = benchmarks/gpu_check.py ] && continue; echo "== $b"; {{ py }} "$b"; done
 
 # Never a dependency of detcli; the official D-FINE needs torchvision, which does not install beside the CPU torch.
 # After it: DETCLI_OFFICIAL_DFINE=<dir>/D-FINE DETCLI_PEER_PY=<dir>/venv/bin/python ULTRALYTICS_PY=<dir>/venv/bin/python just bench
@@ -92,3 +92,8 @@ peer-venv dir="../detcli-peers":
     [ -d "{{ dir }}/D-FINE" ] || git clone -q https://github.com/Peterande/D-FINE "{{ dir }}/D-FINE" \
         || echo "peer-venv: could not clone D-FINE: put a checkout at {{ dir }}/D-FINE"
     echo "peer-venv: DETCLI_OFFICIAL_DFINE={{ dir }}/D-FINE DETCLI_PEER_PY={{ dir }}/venv/bin/python ULTRALYTICS_PY={{ dir }}/venv/bin/python just bench"
+
+# GPU self-test: AMP fp16/bf16 training, inference agreement torch/ORT/TensorRT -> benchmarks/results/gpu_check.json
+# (prints "no CUDA device: skipped" and exits 0 where no CUDA GPU is visible)
+gpu-check:
+    python3 benchmarks/gpu_check.py

@@ -49,6 +49,7 @@ class DetcliGroup(click.Group):
         "dashboard",
         "presets",
         "weights",
+        "checks",
     )
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -112,6 +112,9 @@ class Trainer:
         self.rank = dist_utils.rank()
         self.main = self.rank == 0
         self.device = resolve_device(cfg.train.devices)
+        if store and run and self.main and self.device.type == "cuda":
+            # the resolved device, so readers (the dashboard's VRAM label) know steps' mem_mb is peak VRAM
+            store.update_run(run["id"], device=f"cuda ({torch.cuda.get_device_name(self.device)})")
         self.run_dir = Path(run["dir"]) if run else Path("runs") / "unnamed"
         self.quiet = quiet or not self.main
         torch.manual_seed(cfg.train.seed)
