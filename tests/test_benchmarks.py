@@ -52,6 +52,10 @@ def test_benchmark_runs_and_writes_results(name, tmp_path, request):
     assert all(k in result for k in keys), sorted(result)
 
 
+# one round, dfine-n, batch 1 at 256 (the smallest input with enough encoder tokens for 300 queries)
+SMALL_PEER_ARGS = ["--rounds", "1", "--sizes", "n", "--batch", "1", "--imgsz", "256", "--eval-images", "20"]
+
+
 def _peer_env(tmp_path, **extra):
     env = {k: v for k, v in os.environ.items() if k not in ("DFINE_SEG_PY", "DFINE_SEG_WORKER")}
     env["DETCLI_BENCH_RESULTS"] = str(tmp_path)
@@ -63,20 +67,7 @@ def _peer_env(tmp_path, **extra):
 def test_peer_dfine_seg_runs_against_a_fake_peer(tmp_path):
     fake = REPO / "tests" / "fixtures" / "fake_dfine_seg_peer.py"
     r = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "peer_dfine_seg.py"),
-            "--rounds",
-            "2",
-            "--sizes",
-            "n",
-            "--batch",
-            "1",
-            "--imgsz",
-            "256",
-            "--eval-images",
-            "20",
-        ],
+        [sys.executable, str(REPO / "benchmarks" / "peer_dfine_seg.py"), *SMALL_PEER_ARGS],
         cwd=REPO,
         env=_peer_env(tmp_path, DFINE_SEG_PY=sys.executable, DFINE_SEG_WORKER=str(fake)),
         capture_output=True,
