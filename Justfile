@@ -79,7 +79,8 @@ bench: setup
     for b in benchmarks/[a-z]*.py; do [ "$b" = benchmarks/gpu_check.py ] && continue; echo "== $b"; {{ py }} "$b"; done
 
 # Never a dependency of detcli; the official D-FINE needs torchvision, which does not install beside the CPU torch.
-# After it: DETCLI_OFFICIAL_DFINE=<dir>/D-FINE DETCLI_PEER_PY=<dir>/venv/bin/python ULTRALYTICS_PY=<dir>/venv/bin/python just bench
+# After it: DETCLI_OFFICIAL_DFINE=<dir>/D-FINE DETCLI_PEER_PY=<dir>/venv/bin/python ULTRALYTICS_PY=<dir>/venv/bin/python \
+#   DFINE_SEG_PY=<dir>/venv/bin/python just bench
 # a throwaway venv + official D-FINE checkout outside the repo, for the peers `just bench` measures against
 peer-venv dir="../detcli-peers":
     #!/usr/bin/env bash
@@ -89,9 +90,12 @@ peer-venv dir="../detcli-peers":
     # torch + torchvision as a matching pair (2.14.1 / 0.29.1 are the newest pair on our CPU machines' disk)
     "{{ dir }}/venv/bin/pip" install -q torch==2.14.1 torchvision==0.29.1 scipy pyyaml faster-coco-eval \
         tensorboard transformers calflops loguru onnx ultralytics
+    # D-FINE-seg (benchmarks/peer_dfine_seg.py) with the export packages its `all` extra names for ONNX/OpenVINO
+    # (not the extra itself: it pulls TensorRT/CUDA, gradio and coremltools, none of which a CPU benchmark uses)
+    "{{ dir }}/venv/bin/pip" install -q dfine-seg==0.6.2 onnx onnxruntime onnxscript onnxsim "openvino>=2025.2,<2026"
     [ -d "{{ dir }}/D-FINE" ] || git clone -q https://github.com/Peterande/D-FINE "{{ dir }}/D-FINE" \
         || echo "peer-venv: could not clone D-FINE: put a checkout at {{ dir }}/D-FINE"
-    echo "peer-venv: DETCLI_OFFICIAL_DFINE={{ dir }}/D-FINE DETCLI_PEER_PY={{ dir }}/venv/bin/python ULTRALYTICS_PY={{ dir }}/venv/bin/python just bench"
+    echo "peer-venv: DETCLI_OFFICIAL_DFINE={{ dir }}/D-FINE DETCLI_PEER_PY={{ dir }}/venv/bin/python ULTRALYTICS_PY={{ dir }}/venv/bin/python DFINE_SEG_PY={{ dir }}/venv/bin/python just bench"
 
 # GPU self-test: AMP fp16/bf16 training, inference agreement torch/ORT/TensorRT -> benchmarks/results/gpu_check.json
 # (prints "no CUDA device: skipped" and exits 0 where no CUDA GPU is visible)
