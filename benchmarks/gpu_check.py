@@ -1,24 +1,65 @@
-"""GPU self-test (`just gpu-check`): AMP training, inference agreement across backends, written to
-benchmarks/results/gpu_check.json. Without CUDA it prints one line and exits 0.
+"""GPU self-test (`just gpu-check`): AMP training, DDP through torchrun then SIGKILL and resume, inference agreement
+and the bench breakdown across backends, written to benchmarks/results/gpu_check.json. Without CUDA it prints one
+line and exits 0.
 
-`--device cpu --steps N` (hidden, for the test suite) runs the same code on the CPU with bf16 autocast, so the
-script cannot rot where no GPU exists; its numbers are not GPU numbers and it writes them only under
-DETCLI_BENCH_RESULTS.
+`--steps N` sets the training steps of each AMP run (default 100). `--device cpu` (hidden, for the test suite)
+runs the same code on the CPU at toy sizes (bf16 autocast, gloo instead of NCCL), so the script cannot rot where
+no GPU exists; its numbers are not GPU numbers and it writes them only under DETCLI_BENCH_RESULTS.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import ROOT, save
+from _ddp_resume import ddp_and_resume
 
 DETCLI = [sys.executable, "-m", "detcli.cli"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each part runs: the GPU check's sizes, or the CPU dry mode's toy ones."""
+
+    images: int  # synthetic images (70 % train)
+    imgsz: int
+    batch: int
+    ddp_batch: int  # small, so an epoch logs > 50 step rows and some reach disk before its checkpoint
+    workers: int
+    extra: tuple[str, ...]  # overrides for every training run
+    agreement_images: int
+    bench_runs: int
+    bench_warmup: int
+    s640: bool  # also D-FINE-S at 640
+    ddp_min_epochs: int  # 3: killed once rows past epoch 1's checkpoint are on disk; 2: killed after epoch 1
+    threads: int | None  # torch/OpenMP threads per process (None: torch's default)
+
+
+GPU = Sizes(240, 256, 8, 2, 2, (), 8, 100, 20, True, 3, None)
+# One thread a process: on a shared CPU, OpenMP's spinning barriers made these toy steps 2-5x slower with two
+# (measured on a loaded 2-core box); the dry mode proves code paths, not speed.
+DRY = Sizes(
+    12,
+    64,
+    2,
+    2,
+    0,
+    ("model.num_queries=10", "model.num_denoising=5", "train.ema_warmups=5"),
+    2,
+    2,
+    1,
+    False,
+    2,
+    1,
+)
 
 
 def _detcli(args: list[str], env: dict) -> subprocess.CompletedProcess:
@@ -28,59 +69,91 @@ def _detcli(args: list[str], env: dict) -> subprocess.CompletedProcess:
     return r
 
 
+def steps_per_epoch(n_train: int, batch: int) -> int:
+    """Optimizer steps in one epoch (the train loader drops the last partial batch when there is more than one)."""
+    return n_train // batch if n_train > batch else 1
+
+
+def _common_args(data: Path, sizes: Sizes, device: str) -> list[str]:
+    return [
+        "--preset",
+        "demo",
+        f"data.root={data}",
+        "data.synth=null",
+        f"train.devices={'0' if device == 'cuda' else 'cpu'}",
+        f"train.workers={sizes.workers}",
+        "train.log_every=1",
+        "train.time_hours=null",  # the demo's 9-minute cap would cut a run short of its steps
+        *sizes.extra,
+    ]
+
+
 def _train(
-    name: str, amp: str, model: str, imgsz: int, epochs: int, data: Path, env: dict, device: str
+    name: str,
+    amp: str,
+    model: str,
+    imgsz: int,
+    steps: int,
+    n_train: int,
+    data: Path,
+    env: dict,
+    sizes: Sizes,
+    device: str,
 ) -> dict:
-    """Train `model` with `amp`; loss, steps, peak memory and throughput from the run history's step rows."""
+    """Train `model` with `amp` for about `steps` steps (whole epochs); loss, steps, peak memory and throughput
+    from the run history's step rows."""
     from engine.runs import RunStore
 
+    epochs = math.ceil(steps / steps_per_epoch(n_train, sizes.batch))
     t0 = time.perf_counter()
     _detcli(
         [
             "train",
-            "--preset",
-            "demo",
+            *_common_args(data, sizes, device),
             "--name",
             name,
-            f"data.root={data}",
             f"model.name={model}",
             f"data.imgsz={imgsz}",
+            f"train.batch={sizes.batch}",
             f"train.epochs={epochs}",
             f"train.amp={amp}",
-            f"train.devices={'0' if device == 'cuda' else 'cpu'}",
-            "train.log_every=1",
-            "train.workers=2",
         ],
         env,
     )
     with RunStore.open(env["DETCLI_RUNS_DIR"]) as store:
         run = store.resolve_run(name)
-        steps = store.last_steps(run["id"], limit=100000)
-    losses = [s["loss"] for s in steps if s["loss"] is not None]
+        rows = store.last_steps(run["id"], limit=100000)
+    losses = [r["loss"] for r in rows if r["loss"] is not None]
+    fifth = max(1, len(losses) // 5)  # single steps are noisy: the first and last fifth's means
     return {
         "model": model,
         "imgsz": imgsz,
         "amp": amp,
-        "steps": len(steps),
+        "steps_requested": steps,
+        "epochs": epochs,
+        "steps": len(rows),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
+        "loss_fell": bool(losses) and sum(losses[-fifth:]) / fifth < sum(losses[:fifth]) / fifth,
         "finite": all(v == v and abs(v) != float("inf") for v in losses),
-        "max_vram_mb" if device == "cuda" else "max_rss_mb": max((s["mem_mb"] or 0) for s in steps),
-        "img_s": sorted(s["img_s"] or 0 for s in steps)[len(steps) // 2] if steps else None,
+        "max_vram_mb" if device == "cuda" else "max_rss_mb": max((r["mem_mb"] or 0) for r in rows),
+        "img_s": sorted(r["img_s"] or 0 for r in rows)[len(rows) // 2] if rows else None,
         "wall_s": round(time.perf_counter() - t0, 1),
         "run_device": run["device"],
     }
 
 
-def _agreement(weights: Path, images: list[Path], device: str) -> dict:
-    """Each backend's latency and its outputs against torch eager: top detection equal, max abs diff."""
+def _agreement(weights: Path, images: list[Path], device: str, sizes: Sizes) -> dict:
+    """Per backend: outputs against torch eager (top detection equal, max abs diff on boxes and scores) and the
+    bench breakdown (read/pre/infer/post, the graph alone, and files streamed with reading overlapped)."""
     import numpy as np
 
+    from engine.bench.runner import bench_predictor
     from engine.data.decode import read_image
     from engine.export.run_export import export_checkpoint
     from engine.infer import Predictor
 
-    imgs = [read_image(p) for p in images[:8]]
+    imgs = [read_image(p) for p in images[: sizes.agreement_images]]
     ref = Predictor.from_path(weights, backend="torch", device=device)
     out: dict = {}
     targets = [("torch", weights, device)]
@@ -104,78 +177,130 @@ def _agreement(weights: Path, images: list[Path], device: str) -> dict:
             continue
         box_diff = score_diff = 0.0
         top_equal = True
-        times = []
         for img in imgs:
             a = ref.predict(img, conf=0.0)
-            t = time.perf_counter()
             b = pred.predict(img, conf=0.0)
-            times.append((time.perf_counter() - t) * 1e3)
             k = min(len(a.scores), len(b.scores), 10)
             if k:
                 top_equal &= int(a.labels[0]) == int(b.labels[0])
                 box_diff = max(box_diff, float(np.abs(a.boxes[:k] - b.boxes[:k]).max()))
                 score_diff = max(score_diff, float(np.abs(a.scores[:k] - b.scores[:k]).max()))
+        # stream=True: the read-ahead path runs on the CPU dry mode too, not only where the graph is off the CPU
+        row = bench_predictor(
+            pred, images, runs=sizes.bench_runs, warmup=sizes.bench_warmup, device=dev, stream=True
+        )
         out[name] = {
             "device": dev,
-            "precision": pred.backend.precision,
+            "precision": row.precision,
             "providers": getattr(getattr(pred.backend, "session", None), "get_providers", lambda: None)(),
-            "latency_ms_median": sorted(times)[len(times) // 2],
+            "latency_ms_median": row.p50_ms,
             "top_detection_equal": bool(top_equal),
             "max_abs_box_diff_px": box_diff,
             "max_abs_score_diff": score_diff,
+            "bench": {
+                "runs": row.runs,
+                "read_ms": row.read_ms,
+                "pre_ms": row.pre_ms,
+                "infer_ms": row.infer_ms,
+                "post_ms": row.post_ms,
+                "mean_ms": row.mean_ms,
+                "p95_ms": row.p95_ms,
+                "model_only_ms": row.model_only_ms,
+                "streamed_ms": row.stream_ms,
+                "fps": row.fps,
+            },
         }
     return out
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
-    ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=100, help="training steps of each AMP run (default 100)")
     args = ap.parse_args()
+    if args.steps < 1:
+        ap.error("--steps must be at least 1")
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: skipped")
         return 0
-    dry = args.steps is not None
+    dry = args.device == "cpu"
     if dry and not os.environ.get("DETCLI_BENCH_RESULTS"):
         print("the dry mode writes only under DETCLI_BENCH_RESULTS (its numbers are not GPU numbers)")
         return 2
+    sizes = DRY if dry else GPU
+    t_start = time.monotonic()
     result: dict = {
-        "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else "none (cpu dry run)",
+        "gpu": torch.cuda.get_device_name(0) if not dry else "none (cpu dry run)",
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
+        "steps": args.steps,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DETCLI_RUNS_DIR": str(Path(tmp) / "runs")}
-        data = Path(tmp) / "demo"
-        n_images = 16 if dry else 240
-        _detcli(["data", "synth", str(data), "--images", str(n_images), "--size", "256", "--seed", "0"], env)
-        # demo: 240 images, batch 8 -> 30 steps an epoch; 4 epochs ~ 120 steps
-        epochs = 1 if dry else 4
-        amps = [("bf16", "bf16")] if args.device == "cpu" else [("fp16", "fp16"), ("bf16", "bf16")]
-        for key, amp in amps:
-            result[f"train_{key}"] = _train(
-                f"demo-{key}", amp, "dfine-n", 256, epochs, data, env, args.device
-            )
-            if not dry:
-                result[f"train_{key}_dfine_s_640"] = _train(
-                    f"s640-{key}", amp, "dfine-s", 640, epochs, data, env, args.device
-                )
-        key = amps[0][0]
-        weights = Path(env["DETCLI_RUNS_DIR"]) / f"demo-{key}" / "best.pt"
-        from engine.data.formats.yolo import split_images
+    from engine.data.formats.yolo import split_images
+    from engine.data.synth import generate
 
+    with tempfile.TemporaryDirectory() as tmp:
+        runs_dir = Path(tmp) / "runs"
+        # the checkout first, before what the caller set (a `pip install --target` folder of missing wheels)
+        pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "DETCLI_RUNS_DIR": str(runs_dir), "PYTHONPATH": pythonpath}
+        if sizes.threads:
+            env["OMP_NUM_THREADS"] = str(sizes.threads)
+            torch.set_num_threads(sizes.threads)
+        data = generate(Path(tmp) / "demo", images=sizes.images, size=sizes.imgsz, seed=0)
+        n_train = len(split_images(data, "train"))
+        amps = ["bf16"] if dry else ["fp16", "bf16"]
+        for amp in amps:
+            print(f"gpu_check: training dfine-n {sizes.imgsz} with {amp} ({args.steps} steps)", flush=True)
+            result[f"train_{amp}"] = _train(
+                f"demo-{amp}", amp, "dfine-n", sizes.imgsz, args.steps, n_train, data, env, sizes, args.device
+            )
+            if sizes.s640:
+                print(f"gpu_check: training dfine-s 640 with {amp} ({args.steps} steps)", flush=True)
+                result[f"train_{amp}_dfine_s_640"] = _train(
+                    f"s640-{amp}", amp, "dfine-s", 640, args.steps, n_train, data, env, sizes, args.device
+                )
+        print("gpu_check: torchrun training, SIGKILL mid-run, --resume", flush=True)
+        spe = steps_per_epoch(n_train, sizes.ddp_batch)
+        ddp_epochs = max(sizes.ddp_min_epochs, math.ceil(args.steps / spe))  # resume has epochs left
+        ddp_args = [*_common_args(data, sizes, args.device), f"data.imgsz={sizes.imgsz}"]
+        result["ddp"], result["resume"] = ddp_and_resume(
+            [*ddp_args, f"train.batch={sizes.ddp_batch}"],
+            "ddp",
+            ddp_epochs,
+            spe,
+            runs_dir,
+            env,
+            args.device,
+        )
+        print("gpu_check: inference agreement and bench per backend", flush=True)
+        weights = runs_dir / f"demo-{amps[0]}" / "best.pt"
         images = split_images(data, "val") or sorted(data.rglob("*.jpg"))
-        result["inference"] = _agreement(weights, images, args.device)
-        result["ddp"] = {"ok": None, "why": "not yet run by this script (torchrun + NCCL: see issue 16)"}
-        result["resume"] = {
-            "ok": None,
-            "why": "not yet run by this script (kill -9 + --resume: see issue 16)",
-        }
+        result["inference"] = _agreement(weights, images, args.device, sizes)
+    result["wall_s"] = round(time.monotonic() - t_start, 1)
+    result["ok"] = _all_ok(result, amps, sizes)
     path = save("gpu_check", result)
-    print(f"gpu_check: {path}")
-    return 0
+    print(
+        f"gpu_check: {path} ({'all checks passed' if result['ok'] else 'SOME CHECKS FAILED: see the JSON'})"
+    )
+    return 0 if result["ok"] else 1
+
+
+def _all_ok(result: dict, amps: list[str], sizes: Sizes) -> bool:
+    """Every training finite with a falling loss, DDP and resume proven, every backend agreeing with torch."""
+    trains = [result[f"train_{a}"] for a in amps] + (
+        [result[f"train_{a}_dfine_s_640"] for a in amps] if sizes.s640 else []
+    )
+    inference = [v for v in result["inference"].values() if "skipped" not in v]
+    return bool(
+        all(t["finite"] and t["steps"] >= t["steps_requested"] for t in trains)
+        and (all(t["loss_fell"] for t in trains) or sizes is DRY)  # a few toy steps need not fall
+        and result["ddp"]["ok"]
+        and result["resume"]["ok"]
+        and inference
+        and all(v["top_detection_equal"] for v in inference)
+    )
 
 
 if __name__ == "__main__":

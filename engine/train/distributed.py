@@ -8,9 +8,17 @@ import torch
 import torch.distributed as dist
 
 
+def launched_by_torchrun() -> bool:
+    """True in a torchrun worker, even a world of one (TORCHELASTIC_RUN_ID is set by torchrun's agent)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
 def init_from_env(devices: str) -> bool:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); gloo on CPU, nccl on CUDA."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    """Join the process group when launched by torchrun; gloo on CPU, nccl on CUDA.
+
+    A world of one joins too when torchrun started it: on a one-GPU box that is the only way to run the NCCL
+    and DistributedDataParallel code paths (what `just gpu-check` proves)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not launched_by_torchrun():
         return False
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and not devices.startswith("cpu") else "gloo"
@@ -18,6 +26,11 @@ def init_from_env(devices: str) -> bool:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend=backend)
     return True
+
+
+def backend() -> str | None:
+    """The process group's backend ('nccl', 'gloo'), None outside one."""
+    return dist.get_backend() if dist.is_available() and dist.is_initialized() else None
 
 
 def rank() -> int:

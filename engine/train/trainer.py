@@ -174,6 +174,10 @@ class Trainer:
         )
         if resume:
             self._resume()
+        if self.ddp:
+            self._event(
+                f"distributed: {dist_utils.world_size()} rank(s) over {dist_utils.backend()} on {self.device.type}"
+            )
 
     # ------------------------------------------------------------------ state
 
