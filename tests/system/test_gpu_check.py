@@ -1,9 +1,12 @@
-"""`just gpu-check` on a machine without CUDA: one line, exit 0 (what CI runs)."""
+"""`just gpu-check` on a machine without CUDA: one line, exit 0 (what CI runs); its CPU dry mode runs the rest."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,3 +24,47 @@ def test_gpu_check_skips_cleanly_without_cuda(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "no CUDA device: skipped"
     assert not (tmp_path / "gpu_check.json").exists()
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_mode_runs_every_part_on_cpu(tmp_path):
+    """The CUDA path's code at toy sizes on the CPU (bf16 autocast, gloo): AMP training read back from the run
+    history, torchrun + SIGKILL + --resume with contiguous step rows, torch/ONNX agreement and the bench
+    breakdown with the streamed column. ~40 s on 2 idle cores."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "DETCLI_BENCH_RESULTS": str(tmp_path)}
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--steps", "3"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "all checks passed" in r.stdout
+    res = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert res["gpu"] == "none (cpu dry run)" and res["cuda"] is None and res["steps"] == 3
+
+    train = res["train_bf16"]
+    assert train["amp"] == "bf16" and train["run_device"] == "cpu" and train["finite"]
+    assert train["steps_requested"] == 3 and train["steps"] >= 3  # --steps honoured, in whole epochs
+    assert train["first_loss"] > 0 and train["last_loss"] > 0 and train["max_rss_mb"] > 0
+
+    ddp, resume = res["ddp"], res["resume"]
+    assert ddp["ok"] and ddp["backend_expected"] == "gloo"
+    assert ddp["process_group"] == "distributed: 1 rank(s) over gloo on cpu"
+    assert ddp["replica_checks"] and ddp["epochs_before_kill"] >= 1
+    assert resume["ok"] and resume["status_after_kill"] == "interrupted" and resume["status"] == "finished"
+    assert resume["duplicate_step_rows"] == 0 and resume["steps_contiguous"]
+    assert resume["step_rows"] == resume["expected_step_rows"] > 0
+    assert resume["process_group_rejoined"] and resume["event"].startswith("resumed from last.pt")
+
+    inference = res["inference"]
+    for name in ("torch", "onnx"):
+        row = inference[name]
+        assert row["top_detection_equal"], (name, row)
+        assert row["max_abs_box_diff_px"] < 1.0 and row["max_abs_score_diff"] < 1e-3
+        bench = row["bench"]
+        for k in ("read_ms", "pre_ms", "infer_ms", "post_ms", "model_only_ms", "streamed_ms"):
+            assert bench[k] is not None and bench[k] >= 0, (name, k, bench)
+    assert inference["onnx"]["providers"] == ["CPUExecutionProvider"]

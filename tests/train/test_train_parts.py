@@ -91,3 +91,31 @@ def test_partial_final_group_still_steps():
         steps += stepper.maybe_step(i, last=i == 2)
     assert steps == 1
     assert any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_world_of_one_joins_the_process_group(monkeypatch):
+    """Under torchrun even one process joins (gloo on CPU): how a one-GPU box runs the DDP code path. Outside
+    torchrun a single process stays out of torch.distributed."""
+    from engine.train import distributed as dist_utils
+
+    for k in ("TORCHELASTIC_RUN_ID", "WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(k, raising=False)
+    assert not dist_utils.init_from_env("cpu") and dist_utils.backend() is None
+    env = {"TORCHELASTIC_RUN_ID": "t", "WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0"}
+    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    try:
+        assert dist_utils.init_from_env("cpu")
+        assert dist_utils.backend() == "gloo" and dist_utils.world_size() == 1 and dist_utils.rank() == 0
+    finally:
+        dist_utils.cleanup()
+    assert dist_utils.backend() is None
