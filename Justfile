@@ -97,7 +97,27 @@ peer-venv dir="../detcli-peers":
         || echo "peer-venv: could not clone D-FINE: put a checkout at {{ dir }}/D-FINE"
     echo "peer-venv: DETCLI_OFFICIAL_DFINE={{ dir }}/D-FINE DETCLI_PEER_PY={{ dir }}/venv/bin/python ULTRALYTICS_PY={{ dir }}/venv/bin/python DFINE_SEG_PY={{ dir }}/venv/bin/python just bench"
 
-# GPU self-test: AMP fp16/bf16 training, inference agreement torch/ORT/TensorRT -> benchmarks/results/gpu_check.json
-# (prints "no CUDA device: skipped" and exits 0 where no CUDA GPU is visible)
-gpu-check:
-    python3 benchmarks/gpu_check.py
+# GPU self-test: AMP fp16/bf16 training, torchrun + kill -9 + --resume, inference agreement and bench per backend
+# -> benchmarks/results/gpu_check.json (prints "no CUDA device: skipped" and exits 0 where no CUDA GPU is visible)
+gpu-check *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # .venv where `just setup` made one; else the box's own python3 (a CUDA PyTorch image, see gpu-box)
+    python=$([ -x {{ py }} ] && echo {{ py }} || echo python3)
+    exec "$python" benchmarks/gpu_check.py {{ args }}
+
+# Wheels a CUDA PyTorch image without network lacks for gpu-check (cp312 manylinux, no deps, the versions .venv
+# runs) into the ignored .whl/; carry the checkout there and run `bash benchmarks/gpu_box.sh` (README: "On your GPU box").
+gpu-wheels dir=".whl" python="3.12":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # what the gpu-check path imports beyond such an image (torch, numpy, onnx, onnxruntime, opencv, scipy, click,
+    # rich, pyyaml, pillow, tqdm, ...): found by running the CPU dry mode with every other distribution hidden
+    names="albumentations albucore stringzilla simsimd pydantic pydantic-core annotated-types typing-inspection
+        simplejpeg faster-coco-eval sqlite-utils sqlite-fts4"
+    pins=$({{ py }} -c 'import sys, importlib.metadata as m; print(" ".join(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' $names)
+    rm -rf "{{ dir }}" && mkdir -p "{{ dir }}"
+    {{ py }} -m pip download -q --no-deps --only-binary=:all: --python-version {{ python }} --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "{{ dir }}" $pins
+    echo "gpu-wheels: $(ls "{{ dir }}" | wc -l) wheels, $(du -sh "{{ dir }}" | cut -f1) in {{ dir }} (the device carry limit is 64 MiB)"

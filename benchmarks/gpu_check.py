@@ -185,6 +185,9 @@ def _agreement(weights: Path, images: list[Path], device: str, sizes: Sizes) -> 
                 top_equal &= int(a.labels[0]) == int(b.labels[0])
                 box_diff = max(box_diff, float(np.abs(a.boxes[:k] - b.boxes[:k]).max()))
                 score_diff = max(score_diff, float(np.abs(a.scores[:k] - b.scores[:k]).max()))
+        if dev == "cuda" and pred.backend.on_cpu:
+            # ONNX Runtime without its CUDA provider (the CPU wheel) falls back to the CPU: say so, not "cuda"
+            dev = "cpu (no CUDA provider here: pip install onnxruntime-gpu)"
         # stream=True: the read-ahead path runs on the CPU dry mode too, not only where the graph is off the CPU
         row = bench_predictor(
             pred, images, runs=sizes.bench_runs, warmup=sizes.bench_warmup, device=dev, stream=True

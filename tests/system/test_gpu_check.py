@@ -26,6 +26,31 @@ def test_gpu_check_skips_cleanly_without_cuda(tmp_path):
     assert not (tmp_path / "gpu_check.json").exists()
 
 
+def test_gpu_box_script_without_cuda(tmp_path):
+    """The one script a GPU box without `just` runs: reports the interpreter, passes its arguments on, keeps the
+    log in --out, and exits 0 with the skip line where no CUDA device is visible."""
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHON": sys.executable,
+        "DETCLI_GPU_SITE": str(tmp_path / "site"),
+        "DETCLI_BENCH_RESULTS": str(tmp_path / "results"),
+    }
+    out = tmp_path / "out"
+    r = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_box.sh"), "--out", str(out), "--steps", "5"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.startswith("gpu_box: python ") and "0 GPU(s)" in r.stdout
+    assert (out / "gpu_check.log").read_text() == "no CUDA device: skipped\n"
+    assert not (out / "gpu_check.json").exists()
+
+
 @pytest.mark.slow
 def test_gpu_check_dry_mode_runs_every_part_on_cpu(tmp_path):
     """The CUDA path's code at toy sizes on the CPU (bf16 autocast, gloo): AMP training read back from the run
