@@ -10,6 +10,32 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (a taskset or container cpuset counts, unlike os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# Two intra-op threads at most, and never more than the CPUs there are, in this process and in the CLI processes
+# tests start: the same reduction order on a 2-core laptop and a 64-core server, the suite's timings sized for
+# 2 cores anywhere, and never more threads than cores (OpenMP threads then spin against each other: on an
+# overloaded 2-core box, 2 threads made toy training steps 2-5x slower than 1). Set before any test module imports
+# torch, which reads it once; a caller's value wins.
+TORCH_THREADS = int(os.environ.setdefault("OMP_NUM_THREADS", str(min(2, usable_cpus()))))
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads() -> None:
+    """Re-pin where a test changed it (torch keeps one process-wide setting)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != TORCH_THREADS:
+        torch.set_num_threads(TORCH_THREADS)
+
+
 def _shared_dir() -> Path | None:
     """The `shared/` reference folder beside the checkout (or $DETCLI_SHARED), if present."""
     env = os.environ.get("DETCLI_SHARED")

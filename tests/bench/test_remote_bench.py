@@ -3,8 +3,10 @@ round trip, and the one-line errors for an unreachable host and a missing runtim
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -48,13 +50,14 @@ def sshd(tmp_path_factory):
         # the runner's environment comes from the login; keep the test's PATH so `python3` means the same
         "PermitUserEnvironment no\nSubsystem sftp internal-sftp\n"
     )
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation folder sshd insists on
+    # the privilege-separation folder sshd insists on as root; an ordinary user cannot make it and sshd then runs
+    # without it (or fails to start, and the fixture skips)
+    with contextlib.suppress(PermissionError):
+        Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen(
         [SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE, text=True
     )
-    user = (
-        os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-    )
+    user = pwd.getpwuid(os.getuid()).pw_name  # who sshd authenticates; $USER may name someone else (sudo, su)
     cfg = d / "ssh_config"
     cfg.write_text(
         f"Host target\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d / 'user_key'}\n"
@@ -63,12 +66,16 @@ def sshd(tmp_path_factory):
         "  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
         f"Host deadhost\n  HostName 127.0.0.1\n  Port {_free_port()}\n"
     )
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # a loaded box can take a while to start it
+    while True:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
         if proc.poll() is not None:
             pytest.skip(f"sshd could not start here: {proc.stderr.read()[-300:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"sshd did not listen on 127.0.0.1:{port} within 60 s")
         time.sleep(0.1)
     yield cfg
     proc.terminate()

@@ -16,8 +16,6 @@ from engine.export.tensorrt import TensorRTUnavailable
 from engine.infer import Predictor
 from engine.models import build_model, save_checkpoint
 
-torch.set_num_threads(2)
-
 
 def _checkpoint(tmp_path, name="dfine-n", classes=3, imgsz=(320, 320), seed=0):
     """A small random model whose class scores are spread out (random biases), saved as a detcli checkpoint."""

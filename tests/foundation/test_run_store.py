@@ -143,7 +143,7 @@ def test_one_writer_two_readers_no_lock_errors(runs_dir):
     assert w.exitcode == 0
     for seen, errors in results:
         assert errors == []
-        assert len(seen) > 20
+        assert len(seen) > 5  # many reads during the writes (a count, not a speed: loaded boxes read slower)
         assert all(b >= a for a, b in itertools.pairwise(seen)), "readers must see growing data"
         assert seen[-1] > seen[0]
 

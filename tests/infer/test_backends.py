@@ -10,8 +10,6 @@ from engine.export.run_export import export_checkpoint
 from engine.infer import Predictor
 from engine.models import build_model, load_checkpoint, save_checkpoint
 
-torch.set_num_threads(2)
-
 
 @pytest.fixture(scope="module")
 def weights(parity_dir, tmp_path_factory):

@@ -12,8 +12,6 @@ from engine.models import (
     save_checkpoint,
 )
 
-torch.set_num_threads(2)
-
 
 def _targets(n_per_image=(3, 0)):
     g = torch.Generator().manual_seed(0)

@@ -9,8 +9,6 @@ from scipy.optimize import linear_sum_assignment
 
 from engine.models import DFINEPostProcessor, build_criterion, build_model, load_checkpoint
 
-torch.set_num_threads(2)
-
 
 @pytest.fixture(scope="module")
 def model_n(parity_dir):

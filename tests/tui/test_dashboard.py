@@ -100,9 +100,13 @@ async def _test_shows_run_and_follows_a_writer(tmp_path):
             iou=0.7,
             duration_s=1.0,
         )
-        await asyncio.sleep(0.6)
-        await pilot.pause()
-        header = _text(app, "#header")
+        # the dashboard polls every 0.2 s; wait for it by what it shows, not by a fixed sleep (a loaded box is slow)
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            await pilot.pause()
+            header = _text(app, "#header")
+            if "step 57" in header and "epoch 6/10" in header:
+                break
         assert "step 57" in header and "epoch 6/10" in header and "0m42s" in header
         table = app.query_one("#metrics")
         assert any("0.770" in str(c) for c in table.get_row_at(table.row_count - 1))
