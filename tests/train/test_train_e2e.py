@@ -252,5 +252,6 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_data):
         assert steps == sorted(set(steps))
         events = [e["message"] for e in s.events(run["id"], 100)]
     assert any("weights identical on 2 ranks" in m for m in events), events
+    assert "distributed: 2 rank(s) over gloo on cpu" in events, events
     # each rank sees half the data: 16 train images / (2 ranks x batch 4) = 2 steps
     assert run["last_step"] == 2
