@@ -43,22 +43,35 @@ class Sizes:
     threads: int | None  # torch/OpenMP threads per process (None: torch's default)
 
 
-GPU = Sizes(240, 256, 8, 2, 2, (), 8, 100, 20, True, 3, None)
+GPU = Sizes(
+    images=240,
+    imgsz=256,
+    batch=8,
+    ddp_batch=2,
+    workers=2,
+    extra=(),
+    agreement_images=8,
+    bench_runs=100,
+    bench_warmup=20,
+    s640=True,
+    ddp_min_epochs=3,
+    threads=None,
+)
 # One thread a process: on a shared CPU, OpenMP's spinning barriers made these toy steps 2-5x slower with two
 # (measured on a loaded 2-core box); the dry mode proves code paths, not speed.
 DRY = Sizes(
-    12,
-    64,
-    2,
-    2,
-    0,
-    ("model.num_queries=10", "model.num_denoising=5", "train.ema_warmups=5"),
-    2,
-    2,
-    1,
-    False,
-    2,
-    1,
+    images=12,
+    imgsz=64,
+    batch=2,
+    ddp_batch=2,
+    workers=0,
+    extra=("model.num_queries=10", "model.num_denoising=5", "train.ema_warmups=5"),
+    agreement_images=2,
+    bench_runs=2,
+    bench_warmup=1,
+    s640=False,
+    ddp_min_epochs=2,
+    threads=1,
 )
 
 
@@ -88,22 +101,31 @@ def _common_args(data: Path, sizes: Sizes, device: str) -> list[str]:
     ]
 
 
-def _train(
-    name: str,
-    amp: str,
-    model: str,
-    imgsz: int,
-    steps: int,
-    n_train: int,
-    data: Path,
-    env: dict,
-    sizes: Sizes,
-    device: str,
-) -> dict:
+@dataclass(frozen=True)
+class Job:
+    """What every training run of one check shares."""
+
+    data: Path
+    n_train: int
+    env: dict
+    sizes: Sizes
+    device: str
+    steps: int  # --steps: each AMP run trains whole epochs of at least this many steps
+
+
+def _train(name: str, amp: str, model: str, imgsz: int, job: Job) -> dict:
     """Train `model` with `amp` for about `steps` steps (whole epochs); loss, steps, peak memory and throughput
     from the run history's step rows."""
     from engine.runs import RunStore
 
+    data, n_train, env, sizes, device, steps = (
+        job.data,
+        job.n_train,
+        job.env,
+        job.sizes,
+        job.device,
+        job.steps,
+    )
     epochs = math.ceil(steps / steps_per_epoch(n_train, sizes.batch))
     t0 = time.perf_counter()
     _detcli(
@@ -254,33 +276,33 @@ def main() -> int:
         data = generate(Path(tmp) / "demo", images=sizes.images, size=sizes.imgsz, seed=0)
         n_train = len(split_images(data, "train"))
         amps = ["bf16"] if dry else ["fp16", "bf16"]
+        job = Job(data, n_train, env, sizes, args.device, args.steps)
         for amp in amps:
             print(f"gpu_check: training dfine-n {sizes.imgsz} with {amp} ({args.steps} steps)", flush=True)
-            result[f"train_{amp}"] = _train(
-                f"demo-{amp}", amp, "dfine-n", sizes.imgsz, args.steps, n_train, data, env, sizes, args.device
-            )
+            result[f"train_{amp}"] = _part(_train, f"demo-{amp}", amp, "dfine-n", sizes.imgsz, job)
             if sizes.s640:
                 print(f"gpu_check: training dfine-s 640 with {amp} ({args.steps} steps)", flush=True)
-                result[f"train_{amp}_dfine_s_640"] = _train(
-                    f"s640-{amp}", amp, "dfine-s", 640, args.steps, n_train, data, env, sizes, args.device
-                )
+                result[f"train_{amp}_dfine_s_640"] = _part(_train, f"s640-{amp}", amp, "dfine-s", 640, job)
         print("gpu_check: torchrun training, SIGKILL mid-run, --resume", flush=True)
         spe = steps_per_epoch(n_train, sizes.ddp_batch)
         ddp_epochs = max(sizes.ddp_min_epochs, math.ceil(args.steps / spe))  # resume has epochs left
         ddp_args = [*_common_args(data, sizes, args.device), f"data.imgsz={sizes.imgsz}"]
-        result["ddp"], result["resume"] = ddp_and_resume(
-            [*ddp_args, f"train.batch={sizes.ddp_batch}"],
-            "ddp",
-            ddp_epochs,
-            spe,
-            runs_dir,
-            env,
-            args.device,
-        )
+        try:
+            result["ddp"], result["resume"] = ddp_and_resume(
+                [*ddp_args, f"train.batch={sizes.ddp_batch}"],
+                "ddp",
+                ddp_epochs,
+                spe,
+                runs_dir,
+                env,
+                args.device,
+            )
+        except Exception as e:
+            result["ddp"] = result["resume"] = _failed(e)
         print("gpu_check: inference agreement and bench per backend", flush=True)
         weights = runs_dir / f"demo-{amps[0]}" / "best.pt"
         images = split_images(data, "val") or sorted(data.rglob("*.jpg"))
-        result["inference"] = _agreement(weights, images, args.device, sizes)
+        result["inference"] = _part(_agreement, weights, images, args.device, sizes)
     result["wall_s"] = round(time.monotonic() - t_start, 1)
     result["ok"] = _all_ok(result, amps, sizes)
     path = save("gpu_check", result)
@@ -290,11 +312,27 @@ def main() -> int:
     return 0 if result["ok"] else 1
 
 
+def _part(fn, *args) -> dict:
+    """One part of the check; an exception becomes that part's `error` (with the output tail), so the JSON still
+    says what the other parts proved: on a borrowed GPU box there may be no second try."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        return _failed(e)
+
+
+def _failed(e: Exception) -> dict:
+    print(f"gpu_check: FAILED: {type(e).__name__}: {str(e)[-500:]}", flush=True)
+    return {"ok": False, "error": f"{type(e).__name__}: {str(e)[-3000:]}"}
+
+
 def _all_ok(result: dict, amps: list[str], sizes: Sizes) -> bool:
     """Every training finite with a falling loss, DDP and resume proven, every backend agreeing with torch."""
     trains = [result[f"train_{a}"] for a in amps] + (
         [result[f"train_{a}_dfine_s_640"] for a in amps] if sizes.s640 else []
     )
+    if any("error" in t for t in trains) or "error" in result["inference"]:
+        return False
     inference = [v for v in result["inference"].values() if "skipped" not in v]
     return bool(
         all(t["finite"] and t["steps"] >= t["steps_requested"] for t in trains)
