@@ -55,7 +55,7 @@ def test_gpu_box_script_without_cuda(tmp_path):
 def test_gpu_check_dry_mode_runs_every_part_on_cpu(tmp_path):
     """The CUDA path's code at toy sizes on the CPU (bf16 autocast, gloo): AMP training read back from the run
     history, torchrun + SIGKILL + --resume with contiguous step rows, torch/ONNX agreement and the bench
-    breakdown with the streamed column. ~40 s on 2 idle cores."""
+    breakdown with the streamed column. ~30 s of CPU time (50 s wall on a 2-core box under load 2-6)."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "DETCLI_BENCH_RESULTS": str(tmp_path)}
     r = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--steps", "3"],
