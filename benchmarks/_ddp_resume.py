@@ -55,6 +55,14 @@ def _durable_epochs(epoch_rows: list[dict], last_pt: Path) -> int:
     return sum(1 for e in epoch_rows if e["t"] <= saved)
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, ...); None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _wait_gone(pid: int | None, timeout_s: float) -> bool:
     """Wait for `pid` to exit (a zombie counts as gone: it runs nothing and holds no lock). The torchrun worker
     outlives its agent by the time the kernel takes to tear it down; until then the run history still sees a
@@ -63,21 +71,16 @@ def _wait_gone(pid: int | None, timeout_s: float) -> bool:
         return True
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return True
-        if state in ("Z", "X"):
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
             return True
         time.sleep(0.1)
     return False
 
 
 def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+    stat = _proc_stat(pid)
+    return int(stat[1]) if stat else None
 
 
 def _groups(agent: subprocess.Popen, worker_pid: int | None) -> list[int]:

@@ -118,31 +118,23 @@ def _train(name: str, amp: str, model: str, imgsz: int, job: Job) -> dict:
     from the run history's step rows."""
     from engine.runs import RunStore
 
-    data, n_train, env, sizes, device, steps = (
-        job.data,
-        job.n_train,
-        job.env,
-        job.sizes,
-        job.device,
-        job.steps,
-    )
-    epochs = math.ceil(steps / steps_per_epoch(n_train, sizes.batch))
+    epochs = math.ceil(job.steps / steps_per_epoch(job.n_train, job.sizes.batch))
     t0 = time.perf_counter()
     _detcli(
         [
             "train",
-            *_common_args(data, sizes, device),
+            *_common_args(job.data, job.sizes, job.device),
             "--name",
             name,
             f"model.name={model}",
             f"data.imgsz={imgsz}",
-            f"train.batch={sizes.batch}",
+            f"train.batch={job.sizes.batch}",
             f"train.epochs={epochs}",
             f"train.amp={amp}",
         ],
-        env,
+        job.env,
     )
-    with RunStore.open(env["DETCLI_RUNS_DIR"]) as store:
+    with RunStore.open(job.env["DETCLI_RUNS_DIR"]) as store:
         run = store.resolve_run(name)
         rows = store.last_steps(run["id"], limit=100000)
     losses = [r["loss"] for r in rows if r["loss"] is not None]
@@ -151,14 +143,14 @@ def _train(name: str, amp: str, model: str, imgsz: int, job: Job) -> dict:
         "model": model,
         "imgsz": imgsz,
         "amp": amp,
-        "steps_requested": steps,
+        "steps_requested": job.steps,
         "epochs": epochs,
         "steps": len(rows),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         "loss_fell": bool(losses) and sum(losses[-fifth:]) / fifth < sum(losses[:fifth]) / fifth,
         "finite": all(v == v and abs(v) != float("inf") for v in losses),
-        "max_vram_mb" if device == "cuda" else "max_rss_mb": max((r["mem_mb"] or 0) for r in rows),
+        "max_vram_mb" if job.device == "cuda" else "max_rss_mb": max((r["mem_mb"] or 0) for r in rows),
         "img_s": sorted(r["img_s"] or 0 for r in rows)[len(rows) // 2] if rows else None,
         "wall_s": round(time.perf_counter() - t0, 1),
         "run_device": run["device"],
