@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from engine.data.file_cache import FileCache, stat_key
 from engine.data.records import ImageRecord
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -117,23 +118,53 @@ def split_images(root: Path, split: str) -> list[Path]:
 UNREADABLE = "unreadable image"
 
 
+class ImageSizeCache:
+    """Upright (width, height) of images, shared by `data check`, `data stats` and dataset building through
+    `<root>/.detcli-cache/`: a large dataset's headers are read once, not on every run."""
+
+    def __init__(self, root: Path, enabled: bool = True):
+        self._cache = FileCache(root, "sizes", "v1", enabled)
+
+    def get(self, image: Path) -> tuple[int, int] | None:
+        hit = self._cache.get(str(image), stat_key(image))
+        return (int(hit[0]), int(hit[1])) if hit else None
+
+    def put(self, image: Path, width: int, height: int) -> None:
+        self._cache.put(str(image), stat_key(image), [width, height])
+
+    def save(self) -> None:
+        self._cache.save()
+
+
+def _upright_size(image: Path) -> tuple[int, int]:
+    with Image.open(image) as im:
+        width, height = im.size
+        # stored on its side (a phone photo): every reader turns it upright, and labelling tools label it
+        # upright, so the record has the upright size
+        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            width, height = height, width
+    return width, height
+
+
 def load_records(
-    root: str | Path, split: str, class_names: list[str]
+    root: str | Path, split: str, class_names: list[str], use_cache: bool = True
 ) -> tuple[list[ImageRecord], list[LabelProblem]]:
-    """Records of a split. Missing label files mean background; unreadable images are reported, not fatal."""
+    """Records of a split. Missing label files mean background; unreadable images are reported, not fatal.
+
+    Image sizes come from the dataset's size cache where the file is unchanged (see ImageSizeCache)."""
     root = Path(root)
     records, problems = [], []
+    sizes = ImageSizeCache(root, enabled=use_cache)
     for image in split_images(root, split):
-        try:
-            with Image.open(image) as im:
-                width, height = im.size
-                # stored on its side (a phone photo): every reader turns it upright, and labelling tools label it
-                # upright, so the record has the upright size
-                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                    width, height = height, width
-        except (OSError, ValueError) as e:
-            problems.append(LabelProblem(image, None, f"{UNREADABLE} ({e.__class__.__name__})"))
-            continue
+        size = sizes.get(image) if use_cache else None
+        if size is None:
+            try:
+                size = _upright_size(image)
+            except (OSError, ValueError) as e:
+                problems.append(LabelProblem(image, None, f"{UNREADABLE} ({e.__class__.__name__})"))
+                continue
+            sizes.put(image, *size)
+        width, height = size
         label = label_path_for(root, image)
         if label.is_file():
             boxes, labels, bad = parse_label_file(label, width, height, len(class_names))
@@ -141,6 +172,7 @@ def load_records(
         else:
             boxes, labels = np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
         records.append(ImageRecord(image, width, height, boxes, labels))
+    sizes.save()
     return records, problems
 
 
