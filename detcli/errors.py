@@ -28,3 +28,16 @@ def run_errors() -> Iterator[None]:
         yield
     except RunNotFound as e:
         raise click.UsageError(str(e)) from None
+
+
+@contextmanager
+def weights_errors() -> Iterator[None]:
+    """A weights name or a file that cannot serve is a usage error (exit 2); a fetch that fails is exit 1."""
+    from engine.weights import UnknownWeights, WeightsError, WeightsMismatch
+
+    try:
+        yield
+    except (UnknownWeights, WeightsMismatch) as e:
+        raise click.UsageError(str(e)) from None
+    except WeightsError as e:
+        raise click.ClickException(str(e)) from None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from detcli.errors import config_errors, run_errors
+from detcli.errors import config_errors, run_errors, weights_errors
 
 
 def _prepare_data(cfg, echo) -> None:
@@ -68,6 +68,7 @@ def train_cmd(
     from engine.config import RunConfig, load_config
     from engine.runs import RunStore
     from engine.train.trainer import Trainer, TrainingStopped
+    from engine.weights import WeightsError
 
     runs_dir = runs_dir_from(ctx)
     store = RunStore.open(runs_dir)
@@ -133,6 +134,11 @@ def train_cmd(
         if rank == 0 and not is_worker:
             store.finish_run(run["id"], "failed", error=str(e))
         raise click.ClickException(str(e)) from None
+    except WeightsError as e:  # the starting weights cannot serve: refused before any training step
+        if rank == 0 and not is_worker:
+            store.finish_run(run["id"], "failed", error=str(e))
+        with weights_errors():
+            raise
     except Exception as e:
         if rank == 0 and not is_worker:
             store.finish_run(run["id"], "failed", error=f"{type(e).__name__}: {e}")
