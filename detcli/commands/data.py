@@ -92,14 +92,24 @@ def check_cmd(
     with Progress(*cols, transient=True, disable=as_json or not tty) as prog:
         task = prog.add_task("checking images", total=None)
 
+        lines = [0]  # the thousands reported so far when piped
+
         def progress(done: int, total: int) -> None:
             if tty:
                 prog.update(task, completed=done, total=total)
-            elif done % 1000 == 0 or done == total:  # piped: a line every 1000 files, not a bar
+            elif done // 1000 > lines[0] or done == total:  # piped: a line every 1000 files, not a bar
+                lines[0] = done // 1000
                 click.echo(f"checked {done}/{total} images", err=True)
 
         report = check_dataset(
-            root, classes, size, min_px, mosaic, near_dup, progress=progress, use_cache=not no_cache
+            root,
+            classes,
+            size,
+            min_px,
+            mosaic,
+            near_dup,
+            progress=None if as_json else progress,  # --json output is for machines: nothing but the JSON
+            use_cache=not no_cache,
         )
     if fix_dir:
         _write_fix(Path(root), Path(fix_dir), report)

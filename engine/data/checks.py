@@ -5,6 +5,7 @@ Every finding names the file (and line); errors make the check fail, warnings in
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -14,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.file_cache import FileCache, stat_key
-from engine.data.file_check import FileCheckSettings, FileResult, check_file
+from engine.data.file_check import FileCheckSettings, FileResult, check_files
 from engine.data.file_pool import ordered_map
-from engine.data.formats.yolo import ImageSizeCache, label_path_for, read_classes, split_images
+from engine.data.file_walk import files_under
+from engine.data.formats.yolo import ImageSizeCache, read_classes, split_images
 from engine.data.near_dup import near_duplicate_pairs
 
 
@@ -82,9 +84,7 @@ def check_dataset(
     except ValueError as e:
         add(Finding("error", "classes", str(root), str(e)))
         names = []
-    images = (
-        sorted(p for p in (root / "images").rglob("*") if p.is_file()) if (root / "images").is_dir() else []
-    )
+    images = files_under(str(root / "images"))
     if not images:
         add(
             Finding(
@@ -96,35 +96,37 @@ def check_dataset(
             )
         )
         return report
-    split_of: dict[Path, str] = {}
+    listed = {_norm(p) for p in images}
+    split_of: dict[str, str] = {}
     for split in ("train", "val", "test"):
         if (root / f"{split}.csv").is_file():
             for p in split_images(root, f"{split}.csv"):
-                split_of[p.resolve()] = split
-                if not p.is_file():
+                key = _norm(p)
+                split_of[key] = split
+                if key not in listed and not p.is_file():
                     add(Finding("error", "missing image", str(p), f"listed in {split}.csv but missing"))
     settings = FileCheckSettings(
         len(names) or None, (int(imgsz[0]), int(imgsz[1])), float(min_px), mosaic_scale
     )
     counts: Counter = Counter()
-    md5s: dict[str, Path] = {}
+    md5s: dict[str, str] = {}
     digests: list[str] = []
     hashes: list[int] = []
-    hashed: list[Path] = []
+    hashed: list[str] = []
     for img_path, res in _file_results(root, images, settings, use_cache, workers, progress):
         if res.status == "unsupported":
             add(
                 Finding(
                     "warning",
                     "unsupported",
-                    str(img_path),
-                    f"not an image format detcli reads ({img_path.suffix})",
+                    img_path,
+                    f"not an image format detcli reads ({Path(img_path).suffix})",
                 )
             )
             continue
         report.images += 1
         if res.status == "corrupt":
-            add(Finding("error", "corrupt image", str(img_path), res.error))
+            add(Finding("error", "corrupt image", img_path, res.error))
             continue
         if res.md5 in md5s:
             _dup(report, md5s[res.md5], img_path, split_of, "exact duplicate")
@@ -165,48 +167,73 @@ def check_dataset(
 
 def _file_results(
     root: Path,
-    images: list[Path],
+    images: list[str],
     settings: FileCheckSettings,
     use_cache: bool,
     workers: int | None,
     progress,
-) -> Iterator[tuple[Path, FileResult]]:
+) -> Iterator[tuple[str, FileResult]]:
     """(image, result) in the order of `images`: from the cache where the files are unchanged, else checked in
-    the pool; sizes learnt on the way go to the shared image-size cache."""
+    the pool; sizes learnt on the way go to the shared image-size cache.
+
+    An unchanged file costs two stats (image, label) and a dictionary look-up: nothing is opened or decoded.
+    """
+    labels = _label_paths(root, images)
     cache = FileCache(root, "check", settings.key(), enabled=use_cache)
     sizes = ImageSizeCache(root, enabled=use_cache)
-    keys = [stat_key(p, label_path_for(root, p)) for p in images] if use_cache else [""] * len(images)
-    cached: list[FileResult | None] = []
-    for p, key in zip(images, keys, strict=True):
-        hit = cache.get(str(p), key) if use_cache else None
-        cached.append(FileResult(*hit) if hit is not None else None)
-    todo = [p for p, c in zip(images, cached, strict=True) if c is None]
+    keys: list[tuple[str, str]] = (
+        [(stat_key(p), stat_key(lb)) for p, lb in zip(images, labels, strict=True)] if use_cache else []
+    )
+    cached: list[FileResult | None] = [None] * len(images)
+    if use_cache:
+        for i, (p, (ik, lk)) in enumerate(zip(images, keys, strict=True)):
+            hit = cache.get(p, f"{ik}|{lk}")
+            if hit is not None:
+                cached[i] = FileResult(*hit)
+    todo = [(p, lb) for p, lb, c in zip(images, labels, cached, strict=True) if c is None]
     done_before = len(images) - len(todo)
     step = (lambda d, t: progress(done_before + d, len(images))) if progress else None
-    fresh = ordered_map(partial(check_file, root, settings=settings), todo, workers, step)
+    fresh = ordered_map(partial(check_files, settings), todo, workers, step)
     if progress and not todo:
         progress(len(images), len(images))
-    for p, key, res in zip(images, keys, cached, strict=True):
+    for i, (p, res) in enumerate(zip(images, cached, strict=True)):
         if res is None:
             res = next(fresh)
-            cache.put(str(p), key, res)
-        if res.status == "ok":
-            sizes.put(p, res.width, res.height)
+            if use_cache:
+                cache.put(p, f"{keys[i][0]}|{keys[i][1]}", res)
+        if use_cache and res.status == "ok":
+            sizes.put_keyed(p, keys[i][0], res.width, res.height)
         yield p, res
     cache.save()
     sizes.save()
 
 
-def _dup(report: CheckReport, a: Path, b: Path, split_of: dict, what: str) -> None:
-    sa, sb = split_of.get(a.resolve()), split_of.get(b.resolve())
+def _label_paths(root: Path, images: list[str]) -> list[str]:
+    """`label_path_for` of every image (all under `root`/images), by string operations."""
+    prefix, labels_dir = str(root / "images") + os.sep, str(root / "labels") + os.sep
+    out = []
+    for p in images:
+        stem, _ = os.path.splitext(p[len(prefix) :] if p.startswith(prefix) else os.path.basename(p))
+        out.append(labels_dir + stem + ".txt")
+    return out
+
+
+def _norm(path: str | Path) -> str:
+    """One spelling per file for matching split lists to the listing (`resolve` would cost a syscall per
+    folder level of every path)."""
+    return os.path.abspath(path)
+
+
+def _dup(report: CheckReport, a: str, b: str, split_of: dict[str, str], what: str) -> None:
+    sa, sb = split_of.get(_norm(a)), split_of.get(_norm(b))
     if sa and sb and sa != sb:
         report.findings.append(
             Finding(
                 "error",
                 "leakage",
-                str(b),
+                b,
                 f"{what} of {a} across splits ({sa} vs {sb}): the model is validated on what it trained on",
             )
         )
     else:
-        report.findings.append(Finding("warning", "duplicate image", str(b), f"{what} of {a}"))
+        report.findings.append(Finding("warning", "duplicate image", b, f"{what} of {a}"))

@@ -60,7 +60,10 @@ class FileCache:
         return None
 
     def put(self, path: str, key: str, result) -> None:
-        self._new[path] = [key, result]
+        entry = [key, result]
+        if self._old.get(path) == entry:  # the same as stored: no reason to rewrite the file
+            self.hits += 1
+        self._new[path] = entry
 
     def save(self) -> None:
         """Write what was got or put in this run (files gone since the last run drop out)."""

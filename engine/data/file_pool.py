@@ -24,32 +24,37 @@ def default_workers() -> int:
 
 
 def ordered_map(
-    fn: Callable[[T], R],
+    fn: Callable[[list[T]], list[R]],
     items: Sequence[T],
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[R]:
-    """fn(item) for every item, yielded in the order of `items`; `progress(done, total)` after each.
+    """The results of `fn` (which maps a batch of items to a list of results) for every item, yielded in the
+    order of `items`; `progress(done, total)` after each batch.
 
-    Workers come from a fork server: a fresh process imports only what `fn` needs, so a parent that holds
-    threads (torch, OpenCV) is never forked mid-lock.
+    A task is a batch, not one file: per-file tasks cost more in pickling and queueing than a small image costs
+    to check. Workers come from a fork server: a fresh process imports only what `fn` needs, so a parent that
+    holds threads (torch, OpenCV) is never forked mid-lock.
     """
     total = len(items)
     workers = default_workers() if workers is None else max(1, workers)
+    # a few batches per worker keeps them all busy to the end; the cap keeps progress lines coming
+    size = max(1, min(256, -(-total // (workers * 8))))
+    batches = [list(items[i : i + size]) for i in range(0, total, size)]
     if workers == 1 or total < MIN_FILES_FOR_POOL:
-        results: Iterable[R] = map(fn, items)
+        results: Iterable[list[R]] = map(fn, batches)
         pool = None
     else:
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         pool = ctx.Pool(workers)
-        # chunks keep the inter-process traffic per file small; a few chunks per worker keeps them all busy
-        chunk = max(1, min(256, total // (workers * 8)))
-        results = pool.imap(fn, items, chunksize=chunk)
+        results = pool.imap(fn, batches)
+    done = 0
     try:
-        for n, r in enumerate(results, start=1):
+        for batch in results:
+            done += len(batch)
             if progress:
-                progress(n, total)
-            yield r
+                progress(done, total)
+            yield from batch
     finally:
         if pool is not None:
             pool.terminate()

@@ -64,37 +64,61 @@ def parse_label_file(
     path: Path, width: int, height: int, num_classes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[LabelProblem]]:
     """Boxes (xyxy pixels) and labels of one YOLO txt file; malformed rows are reported and skipped."""
+    return parse_label_text(path.read_text(errors="replace"), path, width, height, num_classes)
+
+
+def parse_label_text(
+    text: str, path: str | Path, width: int, height: int, num_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[LabelProblem]]:
+    """`parse_label_file` on the already read text of `path` (the data check reads each label file once)."""
+    boxes, labels, problems = parse_label_rows(text, path, width, height, num_classes)
+    return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), problems
+
+
+def parse_label_rows(
+    text: str, path: str | Path, width: int, height: int, num_classes: int | None = None
+) -> tuple[list[tuple[float, float, float, float]], list[int], list[LabelProblem]]:
+    """`parse_label_text` as lists (xyxy pixel tuples, class ids): the data check turns a whole batch of files
+    into one array, as numpy's cost per call exceeds the parse of a small file."""
     boxes, labels, problems = [], [], []
-    for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        text = line.strip()
-        if not text:
+    for i, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:
             continue
-        parts = text.split()
         if len(parts) != 5:
             problems.append(
-                LabelProblem(path, i, f"expected 5 values (class cx cy w h), got {len(parts)}", text)
+                LabelProblem(
+                    Path(path), i, f"expected 5 values (class cx cy w h), got {len(parts)}", line.strip()
+                )
             )
             continue
         try:
-            cls = int(float(parts[0]))
-            cx, cy, w, h = (float(v) for v in parts[1:])
-        except ValueError:
-            problems.append(LabelProblem(path, i, "not a number", text))
+            c, cx, cy, w, h = map(float, parts)
+            cls = int(c)
+        except (ValueError, OverflowError):  # "x", "nan", "inf"
+            problems.append(LabelProblem(Path(path), i, "not a number", line.strip()))
             continue
         if num_classes is not None and not 0 <= cls < num_classes:
-            problems.append(LabelProblem(path, i, f"class id {cls} outside 0..{num_classes - 1}", text))
+            problems.append(
+                LabelProblem(Path(path), i, f"class id {cls} outside 0..{num_classes - 1}", line.strip())
+            )
             continue
         if min(cx, cy, w, h) < 0 or max(cx, cy, w, h) > 1.0 + 1e-6:
-            problems.append(LabelProblem(path, i, "coordinates not normalised to [0, 1]", text))
+            problems.append(LabelProblem(Path(path), i, "coordinates not normalised to [0, 1]", line.strip()))
             continue
         if w <= 0 or h <= 0:
-            problems.append(LabelProblem(path, i, "zero or negative box size", text))
+            problems.append(LabelProblem(Path(path), i, "zero or negative box size", line.strip()))
             continue
-        x1, y1 = max(0.0, (cx - w / 2)) * width, max(0.0, (cy - h / 2)) * height
-        x2, y2 = min(1.0, (cx + w / 2)) * width, min(1.0, (cy + h / 2)) * height
-        boxes.append([x1, y1, x2, y2])
+        boxes.append(
+            (
+                max(0.0, (cx - w / 2)) * width,
+                max(0.0, (cy - h / 2)) * height,
+                min(1.0, (cx + w / 2)) * width,
+                min(1.0, (cy + h / 2)) * height,
+            )
+        )
         labels.append(cls)
-    return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), problems
+    return boxes, labels, problems
 
 
 def split_images(root: Path, split: str) -> list[Path]:
@@ -131,6 +155,10 @@ class ImageSizeCache:
 
     def put(self, image: Path, width: int, height: int) -> None:
         self._cache.put(str(image), stat_key(image), [width, height])
+
+    def put_keyed(self, image: str, key: str, width: int, height: int) -> None:
+        """`put` with the image's `stat_key` already taken (the data check stats every file once)."""
+        self._cache.put(image, key, [width, height])
 
     def save(self) -> None:
         self._cache.save()
