@@ -18,7 +18,7 @@ from engine.data.file_cache import FileCache, stat_key
 from engine.data.file_check import FileCheckSettings, FileResult, check_files
 from engine.data.file_pool import ordered_map
 from engine.data.file_walk import files_under
-from engine.data.formats.yolo import ImageSizeCache, read_classes, split_images
+from engine.data.formats.yolo import ImageSizeCache, read_classes, split_rows
 from engine.data.near_dup import near_duplicate_pairs
 
 
@@ -96,15 +96,20 @@ def check_dataset(
             )
         )
         return report
-    listed = {_norm(p) for p in images}
+    norm = _Normaliser(root)
+    listed = set(map(norm.image, images))
     split_of: dict[str, str] = {}
     for split in ("train", "val", "test"):
         if (root / f"{split}.csv").is_file():
-            for p in split_images(root, f"{split}.csv"):
-                key = _norm(p)
+            for rel in split_rows(root / f"{split}.csv"):
+                key = norm.row(rel)
                 split_of[key] = split
-                if key not in listed and not p.is_file():
-                    add(Finding("error", "missing image", str(p), f"listed in {split}.csv but missing"))
+                if key not in listed and not os.path.isfile(key):
+                    add(
+                        Finding(
+                            "error", "missing image", str(root / rel), f"listed in {split}.csv but missing"
+                        )
+                    )
     settings = FileCheckSettings(
         len(names) or None, (int(imgsz[0]), int(imgsz[1])), float(min_px), mosaic_scale
     )
@@ -129,7 +134,7 @@ def check_dataset(
             add(Finding("error", "corrupt image", img_path, res.error))
             continue
         if res.md5 in md5s:
-            _dup(report, md5s[res.md5], img_path, split_of, "exact duplicate")
+            _dup(report, md5s[res.md5], img_path, split_of, norm, "exact duplicate")
         else:
             md5s[res.md5] = img_path
         digests.append(res.md5)
@@ -146,7 +151,7 @@ def check_dataset(
     pairs = near_duplicate_pairs(np.array(hashes, dtype=np.uint64), near_dup_bits)
     for i, j, dist in pairs.tolist():
         if digests[i] != digests[j]:  # exact copies were reported above
-            _dup(report, hashed[i], hashed[j], split_of, f"near duplicate (hash distance {dist})")
+            _dup(report, hashed[i], hashed[j], split_of, norm, f"near duplicate (hash distance {dist})")
     report.class_counts = {names[c] if c < len(names) else str(c): k for c, k in sorted(counts.items())}
     for c, name in enumerate(names):
         if counts.get(c, 0) == 0:
@@ -180,17 +185,17 @@ def _file_results(
     """
     labels = _label_paths(root, images)
     cache = FileCache(root, "check", settings.key(), enabled=use_cache)
-    sizes = ImageSizeCache(root, enabled=use_cache)
-    keys: list[tuple[str, str]] = (
-        [(stat_key(p), stat_key(lb)) for p, lb in zip(images, labels, strict=True)] if use_cache else []
-    )
+    keys: list[tuple[str, str]] = []
     cached: list[FileResult | None] = [None] * len(images)
     if use_cache:
+        keys = list(zip(map(stat_key, images), map(stat_key, labels), strict=True))
         for i, (p, (ik, lk)) in enumerate(zip(images, keys, strict=True)):
             hit = cache.get(p, f"{ik}|{lk}")
             if hit is not None:
                 cached[i] = FileResult(*hit)
     todo = [(p, lb) for p, lb, c in zip(images, labels, cached, strict=True) if c is None]
+    # sizes were stored with the results a hit comes from: with no miss there is nothing to add
+    sizes = ImageSizeCache(root, enabled=use_cache and (bool(todo) or not ImageSizeCache.exists(root)))
     done_before = len(images) - len(todo)
     step = (lambda d, t: progress(done_before + d, len(images))) if progress else None
     fresh = ordered_map(partial(check_files, settings), todo, workers, step)
@@ -201,7 +206,7 @@ def _file_results(
             res = next(fresh)
             if use_cache:
                 cache.put(p, f"{keys[i][0]}|{keys[i][1]}", res)
-        if use_cache and res.status == "ok":
+        if sizes.enabled and res.status == "ok":
             sizes.put_keyed(p, keys[i][0], res.width, res.height)
         yield p, res
     cache.save()
@@ -213,19 +218,37 @@ def _label_paths(root: Path, images: list[str]) -> list[str]:
     prefix, labels_dir = str(root / "images") + os.sep, str(root / "labels") + os.sep
     out = []
     for p in images:
-        stem, _ = os.path.splitext(p[len(prefix) :] if p.startswith(prefix) else os.path.basename(p))
+        rel = p[len(prefix) :] if p.startswith(prefix) else os.path.basename(p)
+        dot, name_at = rel.rfind("."), rel.rfind(os.sep) + 1
+        # as Path.with_suffix: a dot that starts the name, or ends it, is not a suffix
+        stem = rel[:dot] if name_at < dot < len(rel) - 1 else rel
         out.append(labels_dir + stem + ".txt")
     return out
 
 
-def _norm(path: str | Path) -> str:
-    """One spelling per file for matching split lists to the listing (`resolve` would cost a syscall per
-    folder level of every path)."""
-    return os.path.abspath(path)
+class _Normaliser:
+    """One spelling per file, to match split lists to the listing: absolute, with no '.' or '..' parts.
+
+    (`Path.resolve` would cost a syscall per folder level of every path.) Listed images share one folder, so
+    theirs is normalised once.
+    """
+
+    def __init__(self, root: Path):
+        self._root = os.path.abspath(root)
+        self._prefix = str(root / "images") + os.sep
+        self._images = os.path.join(self._root, "images") + os.sep
+
+    def image(self, path: str) -> str:
+        """The spelling of a listed image (a path under the dataset's images/)."""
+        return self._images + path[len(self._prefix) :]
+
+    def row(self, rel: str) -> str:
+        """The spelling of a split CSV's row (a path relative to the dataset root, or absolute)."""
+        return os.path.normpath(os.path.join(self._root, rel))
 
 
-def _dup(report: CheckReport, a: str, b: str, split_of: dict[str, str], what: str) -> None:
-    sa, sb = split_of.get(_norm(a)), split_of.get(_norm(b))
+def _dup(report: CheckReport, a: str, b: str, split_of: dict[str, str], norm: _Normaliser, what: str) -> None:
+    sa, sb = split_of.get(norm.image(a)), split_of.get(norm.image(b))
     if sa and sb and sa != sb:
         report.findings.append(
             Finding(

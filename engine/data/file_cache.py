@@ -14,15 +14,16 @@ log = logging.getLogger(__name__)
 CACHE_DIR = ".detcli-cache"
 
 
-def stat_key(*paths: Path) -> str:
+def stat_key(*paths: str | Path) -> str:
     """Size and mtime (ns) of each path, '-' for a missing one: what must be unchanged for a result to hold."""
     out = []
     for p in paths:
         try:
             st = os.stat(p)
-            out.append(f"{st.st_size}:{st.st_mtime_ns}")
         except OSError:
             out.append("-")
+        else:
+            out.append(f"{st.st_size}:{st.st_mtime_ns}")
     return "|".join(out)
 
 
@@ -34,8 +35,10 @@ class FileCache:
     disk is checked without a cache.
     """
 
-    def __init__(self, root: str | Path, name: str, settings: str = "", enabled: bool = True):
-        self.enabled = enabled
+    def __init__(
+        self, root: str | Path, name: str, settings: str = "", enabled: bool = True, prune: bool = True
+    ):
+        self.enabled, self.prune = enabled, prune
         tag = hashlib.sha1(settings.encode()).hexdigest()[:12]
         self.path = Path(root) / CACHE_DIR / f"{name}-{tag}.json"
         self.settings = settings
@@ -66,9 +69,13 @@ class FileCache:
         self._new[path] = entry
 
     def save(self) -> None:
-        """Write what was got or put in this run (files gone since the last run drop out)."""
-        if not self.enabled or (len(self._new) == len(self._old) and self.hits == len(self._new)):
+        """Write what was got or put in this run; with `prune`, files not seen in this run drop out (a run that
+        sees the whole dataset), else they are kept (a run that sees a part of it)."""
+        unchanged = self.hits == len(self._new) and (len(self._new) == len(self._old) or not self.prune)
+        if not self.enabled or unchanged:
             return
+        if not self.prune:
+            self._new = {**self._old, **self._new}
         try:
             self.path.parent.mkdir(exist_ok=True)
             tmp = self.path.with_suffix(f".tmp{os.getpid()}")

@@ -17,7 +17,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from engine.data.formats.yolo import IMAGE_SUFFIXES, parse_label_rows
+from engine.data.formats.yolo import IMAGE_SUFFIXES
+from engine.data.label_batch import parse_label_batch
 
 # what Path.read_text decodes with
 TEXT_ENCODING = locale.getpreferredencoding(False)
@@ -70,11 +71,13 @@ def hash_thumbnails(thumbs: list[np.ndarray]) -> list[int]:
     return [int.from_bytes(row.tobytes(), "big") >> shift for row in np.packbits(bits, axis=1)]
 
 
-def decode_bytes(path: str | Path, data: bytes) -> tuple[np.ndarray | None, str | None]:
-    """The image in `data` (read from `path`), or why it cannot be used."""
-    if os.path.splitext(path)[1].lower() in (".jpg", ".jpeg") and not data.rstrip(b"\0").endswith(
-        b"\xff\xd9"
-    ):
+def decode_bytes(
+    path: str | Path, data: bytes, suffix: str | None = None
+) -> tuple[np.ndarray | None, str | None]:
+    """The image in `data` (read from `path`, whose lower-case `suffix` may be given), or why it cannot be used."""
+    if (suffix if suffix is not None else Path(path).suffix.lower()) in (".jpg", ".jpeg") and not data.rstrip(
+        b"\0"
+    ).endswith(b"\xff\xd9"):
         return None, "truncated JPEG (no end-of-image marker): re-export or remove it"
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
@@ -90,43 +93,48 @@ def check_file(img_path: str, label: str, settings: FileCheckSettings) -> FileRe
 def check_files(settings: FileCheckSettings, items: list[tuple[str, str]]) -> list[FileResult]:
     """The check of a batch of (image, label file) paths: what one pool task runs.
 
-    One read and one decode per image, everything else computed from them; the hashes and the box sizes of the
-    whole batch are computed in single array operations (numpy costs more per call than a small file's check).
+    One read and one decode per image, everything else computed from them; hashes, label values and box sizes
+    of the whole batch go through single array operations (numpy costs more per call than a small file does).
     """
-    out: list[FileResult | None] = []
+    out: list[FileResult] = []
     thumbs: list[np.ndarray] = []
-    parsed: list[
-        tuple[int, str, int, int, list, list, list]
-    ] = []  # out index, label, w, h, findings, boxes, ids
+    texts: list[tuple[int, str, str]] = []  # (index in out, label path, text) of the non-empty label files
     for img_path, label in items:
-        if os.path.splitext(img_path)[1].lower() not in IMAGE_SUFFIXES:
+        suffix = _suffix(img_path)
+        if suffix not in IMAGE_SUFFIXES:
             out.append(FileResult("unsupported", None, None, None, 0, 0, "", (), 0, ()))
             continue
         data = read_file(img_path)
-        img, err = decode_bytes(img_path, data)
+        img, err = decode_bytes(img_path, data, suffix)
         if err:
             out.append(FileResult("corrupt", err, None, None, 0, 0, "", (), 0, ()))
             continue
         h, w = img.shape[:2]
         thumbs.append(thumbnail(img))
-        # the hash goes in below, once the batch's thumbnails are hashed
-        out.append(FileResult("ok", None, hashlib.md5(data).hexdigest(), None, w, h, "", (), 0, ()))
+        digest = hashlib.md5(data).hexdigest()
         del img, data  # bounded memory: nothing of the image outlives its check
         try:
             # decoded as Path.read_text would (its universal newlines change nothing that splitlines sees)
             text = read_file(label).decode(TEXT_ENCODING, errors="replace")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             msg = "no label file: treated as background (create an empty file to mark it as such)"
-            out[-1] = out[-1]._replace(
-                label="missing", findings=(("warning", "missing label", label, msg, None),)
-            )
+            missing = (("warning", "missing label", label, msg, None),)
+            out.append(FileResult("ok", None, digest, None, w, h, "missing", missing, 0, ()))
             continue
-        if not text.strip():
-            out[-1] = out[-1]._replace(label="empty")
-            continue
-        boxes, ids, problems = parse_label_rows(text, label, w, h, settings.num_classes)
+        if text.strip():
+            texts.append((len(out), label, text))
+        out.append(FileResult("ok", None, digest, None, w, h, "empty", (), 0, ()))
+    if thumbs:
+        hashes = iter(hash_thumbnails(thumbs))
+        out = [r._replace(dhash=next(hashes)) if r.status == "ok" else r for r in out]
+    sizes = [(out[i].width, out[i].height) for i, _, _ in texts]
+    parsed = parse_label_batch(
+        [t for _, _, t in texts], [lb for _, lb, _ in texts], sizes, settings.num_classes
+    )
+    tiny = _tiny_counts([b for b, _, _ in parsed], sizes, settings)
+    for (i, label, text), (boxes, ids, problems), n_tiny in zip(texts, parsed, tiny, strict=True):
         findings = [("error", "bad label", str(p.path), f"{p.message}: {p.text!r}", p.line) for p in problems]
-        rows = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        rows = list(filter(None, map(str.strip, text.splitlines())))
         if len(set(rows)) < len(rows):
             for row, k in Counter(rows).items():
                 if k > 1:
@@ -139,13 +147,6 @@ def check_files(settings: FileCheckSettings, items: list[tuple[str, str]]) -> li
                             rows.index(row) + 1,
                         )
                     )
-        parsed.append((len(out) - 1, label, w, h, findings, boxes, ids))
-    hashes = iter(hash_thumbnails(thumbs) if thumbs else ())
-    for i, res in enumerate(out):
-        if res.status == "ok":
-            out[i] = res._replace(dhash=next(hashes))
-    tiny = _tiny_counts([(w, h, boxes) for _, _, w, h, _, boxes, _ in parsed], settings)
-    for (i, label, _, _, findings, boxes, ids), n_tiny in zip(parsed, tiny, strict=True):
         if n_tiny:
             ms = settings.mosaic_scale
             findings.append(
@@ -159,24 +160,33 @@ def check_files(settings: FileCheckSettings, items: list[tuple[str, str]]) -> li
                 )
             )
         out[i] = out[i]._replace(
-            label="labelled", findings=tuple(findings), boxes=len(boxes), labels=tuple(ids)
+            label="labelled", findings=tuple(findings), boxes=len(boxes), labels=tuple(ids.tolist())
         )
     return out
 
 
-def _tiny_counts(files: list[tuple[int, int, list]], settings: FileCheckSettings) -> list[int]:
-    """Boxes of each file (width, height, xyxy pixel boxes) whose shorter side falls under `min_px` at the
-    network input, in float32 as the boxes are stored."""
-    n = [len(boxes) for _, _, boxes in files]
+def _suffix(path: str) -> str:
+    """`Path(path).suffix.lower()` without building a Path."""
+    name = path[path.rfind(os.sep) + 1 :]
+    i = name.rfind(".")
+    return name[i:].lower() if 0 < i < len(name) - 1 else ""
+
+
+def _tiny_counts(
+    boxes: list[np.ndarray], sizes: list[tuple[int, int]], settings: FileCheckSettings
+) -> list[int]:
+    """Boxes of each file (xyxy pixels, float32, in an image of `sizes`) whose shorter side falls under `min_px`
+    at the network input."""
+    n = [len(b) for b in boxes]
     if not sum(n):
-        return [0] * len(files)
-    b = np.asarray([box for _, _, boxes in files for box in boxes], np.float32)
-    w = np.repeat(np.asarray([f[0] for f in files], np.float32), n)
-    h = np.repeat(np.asarray([f[1] for f in files], np.float32), n)
+        return [0] * len(boxes)
+    b = np.concatenate(boxes)
+    w = np.repeat(np.asarray([s[0] for s in sizes], np.float32), n)
+    h = np.repeat(np.asarray([s[1] for s in sizes], np.float32), n)
     scale = min(settings.imgsz[0], settings.imgsz[1]) * settings.mosaic_scale
     side = np.minimum((b[:, 2] - b[:, 0]) * scale / w, (b[:, 3] - b[:, 1]) * scale / h)
-    owner = np.repeat(np.arange(len(files)), n)
-    return np.bincount(owner[side < settings.min_px], minlength=len(files)).tolist()
+    owner = np.repeat(np.arange(len(boxes)), n)
+    return np.bincount(owner[side < settings.min_px], minlength=len(boxes)).tolist()
 
 
 def read_file(path: str | Path) -> bytes:

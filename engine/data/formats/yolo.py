@@ -71,15 +71,6 @@ def parse_label_text(
     text: str, path: str | Path, width: int, height: int, num_classes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[LabelProblem]]:
     """`parse_label_file` on the already read text of `path` (the data check reads each label file once)."""
-    boxes, labels, problems = parse_label_rows(text, path, width, height, num_classes)
-    return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), problems
-
-
-def parse_label_rows(
-    text: str, path: str | Path, width: int, height: int, num_classes: int | None = None
-) -> tuple[list[tuple[float, float, float, float]], list[int], list[LabelProblem]]:
-    """`parse_label_text` as lists (xyxy pixel tuples, class ids): the data check turns a whole batch of files
-    into one array, as numpy's cost per call exceeds the parse of a small file."""
     boxes, labels, problems = [], [], []
     for i, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
@@ -118,7 +109,13 @@ def parse_label_rows(
             )
         )
         labels.append(cls)
-    return boxes, labels, problems
+    return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), problems
+
+
+def split_rows(csv_path: Path) -> list[str]:
+    """The image paths (relative to the dataset root) a split CSV lists."""
+    with open(csv_path, newline="") as f:
+        return [row[0].strip() for row in csv.reader(f) if row and row[0].strip()]
 
 
 def split_images(root: Path, split: str) -> list[Path]:
@@ -131,8 +128,7 @@ def split_images(root: Path, split: str) -> list[Path]:
             raise DatasetError(
                 f"split file not found: {csv_path} (make splits with `detcli data split {root}`)"
             )
-        with open(csv_path, newline="") as f:
-            return [root / row[0].strip() for row in csv.reader(f) if row and row[0].strip()]
+        return [root / rel for rel in split_rows(csv_path)]
     folder = cand if cand.is_dir() else root / "images" / split
     if folder.is_dir():
         return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -147,7 +143,14 @@ class ImageSizeCache:
     `<root>/.detcli-cache/`: a large dataset's headers are read once, not on every run."""
 
     def __init__(self, root: Path, enabled: bool = True):
-        self._cache = FileCache(root, "sizes", "v1", enabled)
+        # a split's records see part of the dataset: entries of the other images are kept, not dropped
+        self._cache = FileCache(root, "sizes", "v1", enabled, prune=False)
+        self.enabled = enabled
+
+    @staticmethod
+    def exists(root: Path) -> bool:
+        """Whether a size cache was written for the dataset at `root`."""
+        return FileCache(root, "sizes", "v1", enabled=False, prune=False).path.is_file()
 
     def get(self, image: Path) -> tuple[int, int] | None:
         hit = self._cache.get(str(image), stat_key(image))
