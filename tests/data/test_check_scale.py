@@ -3,15 +3,22 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from detcli.cli import cli
+from engine.data import checks
 from engine.data.checks import check_dataset
 from engine.data.file_check import dhash
-from engine.data.formats.yolo import load_records, read_classes
+from engine.data.file_walk import files_under
+from engine.data.formats.yolo import load_records, parse_label_text, read_classes
+from engine.data.label_batch import parse_label_batch
 from engine.data.near_dup import near_duplicate_pairs, near_duplicate_pairs_pairwise
 from engine.data.synth import generate
 
@@ -109,3 +116,95 @@ def test_records_use_the_size_cache_and_a_damaged_cache_is_ignored(tmp_path):
     again, _ = load_records(root, "images", read_classes(root))
     assert [(r.path, r.width, r.height) for r in again] == [(r.path, r.width, r.height) for r in first]
     assert json.loads(cache.read_text())["files"]
+
+
+def _random_label_text(rng) -> str:
+    rows = []
+    for _ in range(int(rng.integers(0, 7))):
+        c, cx, cy, w, h = int(rng.integers(0, 4)), *rng.uniform(0, 1, 4).round(4)
+        row = [str(c), str(cx), str(cy), str(w), str(h)]
+        kind = rng.integers(0, 12)
+        if kind == 0:
+            row = row[:4]  # 4 values
+        elif kind == 1:
+            row[2] = "x"  # not a number
+        elif kind == 2:
+            row[0] = "7"  # class outside 0..3
+        elif kind == 3:
+            row[1] = "1.3"  # not normalised
+        elif kind == 4:
+            row[3] = "0"  # zero width
+        elif kind == 5:
+            row[0] = rng.choice(["nan", "inf", "2.7", "-0.4"])
+        rows.append(("  " if kind == 6 else "") + " ".join(row) + ("\t" if kind == 7 else ""))
+        if kind == 8:
+            rows.append("")  # blank lines do not shift the line numbers
+    return "\r\n".join(rows) if rng.integers(0, 2) else "\n".join(rows)
+
+
+def test_label_batch_parse_equals_the_row_by_row_parse():
+    rng = np.random.default_rng(5)
+    texts = [_random_label_text(rng) for _ in range(400)]
+    paths = [f"/ds/labels/f{i}.txt" for i in range(len(texts))]
+    sizes = [(int(rng.integers(16, 2000)), int(rng.integers(16, 2000))) for _ in texts]
+    for nc in (4, None):
+        got = parse_label_batch(texts, paths, sizes, nc)
+        for text, path, (w, h), (boxes, ids, problems) in zip(texts, paths, sizes, got, strict=True):
+            rb, ri, rp = parse_label_text(text, Path(path), w, h, nc)
+            assert boxes.dtype == rb.dtype and boxes.tobytes() == rb.tobytes(), text
+            assert ids.dtype == ri.dtype and ids.tolist() == ri.tolist(), text
+            assert [str(p) for p in problems] == [str(p) for p in rp], text
+    assert sum(bool(p) for _, _, p in got) > 50 and sum(not p for _, _, p in got) > 50  # both paths ran
+
+
+def test_listing_is_in_pathlib_order_and_skips_symlinked_folders(tmp_path):
+    top = tmp_path / "images"
+    for rel in ("b.jpg", "a/b.jpg", "a.b/c.jpg", "a-b.jpg", "A.jpg", ".hidden.jpg", "a/z/y.png"):
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_bytes(b"x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.jpg").write_bytes(b"x")
+    (top / "linked").symlink_to(outside)  # rglob does not enter it
+    (top / "one.jpg").symlink_to(outside / "o.jpg")  # but lists a symlinked file
+    want = [str(p) for p in sorted(p for p in top.rglob("*") if p.is_file())]
+    assert files_under(str(top)) == want and str(top / "one.jpg") in want
+
+
+def test_cached_recheck_checks_no_file_and_rewrites_no_cache(tmp_path, monkeypatch):
+    root = tmp_path / "ds"
+    generate(root, images=30, size=64, seed=2)
+    first = check_dataset(root, workers=1)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (root / ".detcli-cache").iterdir()}
+
+    def no_checks(*a, **k):
+        raise AssertionError("a file was re-checked although nothing changed")
+
+    monkeypatch.setattr(checks, "check_files", no_checks)
+    assert check_dataset(root, workers=1).to_dict() == first.to_dict()
+    assert {p.name: p.stat().st_mtime_ns for p in (root / ".detcli-cache").iterdir()} == stamps
+
+
+def test_size_cache_keeps_the_other_splits(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=20, size=64, seed=1)
+    names = read_classes(root)
+    train, _ = load_records(root, "train", names)
+    val, _ = load_records(root, "val", names)
+    cache = next((root / ".detcli-cache").glob("sizes-*.json"))
+    stored = json.loads(cache.read_text())["files"]
+    assert {str(r.path) for r in train + val} <= set(stored)
+
+
+@pytest.mark.slow
+def test_piped_check_prints_a_line_per_thousand_files(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=2100, size=16, seed=0)
+    r = subprocess.run(
+        [sys.executable, "-m", "detcli.cli", "data", "check", str(root), "--no-cache"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("checked ")]
+    assert [ln.split()[1] for ln in lines][-1] == "2100/2100" and len(lines) == 3, r.stderr
