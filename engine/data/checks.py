@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.file_cache import FileCache, stat_key
+from engine.data.file_cache import FileCache, stat_keys
 from engine.data.file_check import FileCheckSettings, FileResult, check_files
 from engine.data.file_pool import ordered_map
 from engine.data.file_walk import files_under
@@ -188,7 +188,7 @@ def _file_results(
     keys: list[tuple[str, str]] = []
     cached: list[FileResult | None] = [None] * len(images)
     if use_cache:
-        keys = list(zip(map(stat_key, images), map(stat_key, labels), strict=True))
+        keys = list(zip(stat_keys(images), stat_keys(labels), strict=True))
         for i, (p, (ik, lk)) in enumerate(zip(images, keys, strict=True)):
             hit = cache.get(p, f"{ik}|{lk}")
             if hit is not None:
@@ -244,7 +244,9 @@ class _Normaliser:
 
     def row(self, rel: str) -> str:
         """The spelling of a split CSV's row (a path relative to the dataset root, or absolute)."""
-        return os.path.normpath(os.path.join(self._root, rel))
+        if "/." in rel or "//" in rel or rel[0] in "/." or rel[-1] == "/":
+            return os.path.normpath(os.path.join(self._root, rel))
+        return self._root + os.sep + rel  # no part to normalise: what normpath would give, at a fraction
 
 
 def _dup(report: CheckReport, a: str, b: str, split_of: dict[str, str], norm: _Normaliser, what: str) -> None:
