@@ -98,7 +98,8 @@ def main() -> dict:
     args = ap.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     workers = args.workers
-    out: dict = {"workers": workers, "rounds": args.rounds, "rows": []}
+    # the load when the run started: on a shared machine, read the times in its light
+    out: dict = {"workers": workers, "rounds": args.rounds, "load_avg_1m": os.getloadavg()[0], "rows": []}
     for n in args.sizes:
         root = _dataset(args.data, n)
         decode_s, check_s, rep = [], [], None

@@ -1,4 +1,5 @@
-"""The check of one image and its label file: what a pool worker runs, and what the result cache stores.
+"""The check of images and their label files, a batch at a time: what a pool worker runs, and what the result
+cache stores (one result per image).
 
 A result is a plain tuple (cheap to pickle between processes and to load from the cache) and holds no pixels:
 the image is dropped as soon as its hash is taken.
@@ -83,11 +84,6 @@ def decode_bytes(
     if img is None:
         return None, "cannot be decoded (corrupt or not an image)"
     return img, None
-
-
-def check_file(img_path: str, label: str, settings: FileCheckSettings) -> FileResult:
-    """Decode, hash and label-check one image and its label file (`label`, which may not exist)."""
-    return check_files(settings, [(img_path, label)])[0]
 
 
 def check_files(settings: FileCheckSettings, items: list[tuple[str, str]]) -> list[FileResult]:
