@@ -78,6 +78,10 @@ bench: setup
     set -euo pipefail
     for b in benchmarks/[a-z]*.py; do [ "$b" = benchmarks/gpu_check.py ] && continue; echo "== $b"; {{ py }} "$b"; done
 
+# `detcli data check` at scale alone (it is part of `just bench` too): synthetic 64 px sets of the given sizes
+bench-data-check +sizes="2000 8000 32000": setup
+    {{ py }} benchmarks/data_check_scale.py --sizes {{ sizes }}
+
 # Never a dependency of detcli; the official D-FINE needs torchvision, which does not install beside the CPU torch.
 # After it: DETCLI_OFFICIAL_DFINE=<dir>/D-FINE DETCLI_PEER_PY=<dir>/venv/bin/python ULTRALYTICS_PY=<dir>/venv/bin/python \
 #   DFINE_SEG_PY=<dir>/venv/bin/python just bench

@@ -22,6 +22,10 @@ CASES = {
     "model_speed": (["--runs", "1"], ["dfine-n", "dfine-s"]),
     "inference_latency": (["--runs", "2", "--sizes", "n"], ["rows"]),
     "dataloader": (["--samples", "16"], ["detcli_workers_0_img_s", "detcli_workers_2_img_s"]),
+    "data_check_scale": (
+        ["--sizes", "300", "600", "--rounds", "1"],
+        ["rows", "growth_600_over_300", "peak_pss_mib"],
+    ),
 }
 NEEDS_SHARED = {"inference_latency", "dataloader"}
 

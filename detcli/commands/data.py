@@ -47,6 +47,7 @@ def synth_cmd(root: str, images: int, size: int, seed: int) -> None:
 @click.option("--min-px", type=float, default=4.0, show_default=True, help="Smallest learnable object side.")
 @click.option("--near-dup", type=int, default=4, show_default=True, help="Hash distance for near duplicates.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--no-cache", is_flag=True, help="Re-check every file (ignore <root>/.detcli-cache/).")
 @click.option(
     "--fix",
     "fix_dir",
@@ -61,13 +62,16 @@ def check_cmd(
     min_px: float,
     near_dup: int,
     as_json: bool,
+    no_cache: bool,
     fix_dir: str | None,
 ) -> None:
     """Find corrupt images, bad label rows, duplicates and leakage across splits, tiny objects, imbalance.
 
     Exit code 1 when errors exist (0 with warnings only).
     """
-    from rich.progress import Progress
+    import sys
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from detcli.console import make_console
@@ -83,8 +87,20 @@ def check_cmd(
         mosaic = cfg.augs.mosaic.scale[0] if cfg.augs.mosaic.prob else 1.0
     if imgsz:
         size = (imgsz, imgsz)
-    with Progress(transient=True, disable=as_json) as prog:
+    tty = sys.stderr.isatty()
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*cols, transient=True, disable=as_json or not tty) as prog:
         task = prog.add_task("checking images", total=None)
+
+        lines = [0]  # the thousands reported so far when piped
+
+        def progress(done: int, total: int) -> None:
+            if tty:
+                prog.update(task, completed=done, total=total)
+            elif done // 1000 > lines[0] or done == total:  # piped: a line every 1000 files, not a bar
+                lines[0] = done // 1000
+                click.echo(f"checked {done}/{total} images", err=True)
+
         report = check_dataset(
             root,
             classes,
@@ -92,7 +108,8 @@ def check_cmd(
             min_px,
             mosaic,
             near_dup,
-            progress=lambda d, t: prog.update(task, completed=d, total=t),
+            progress=None if as_json else progress,  # --json output is for machines: nothing but the JSON
+            use_cache=not no_cache,
         )
     if fix_dir:
         _write_fix(Path(root), Path(fix_dir), report)

@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from engine.data.file_cache import FileCache, stat_key
 from engine.data.records import ImageRecord
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -63,37 +64,58 @@ def parse_label_file(
     path: Path, width: int, height: int, num_classes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[LabelProblem]]:
     """Boxes (xyxy pixels) and labels of one YOLO txt file; malformed rows are reported and skipped."""
+    return parse_label_text(path.read_text(errors="replace"), path, width, height, num_classes)
+
+
+def parse_label_text(
+    text: str, path: str | Path, width: int, height: int, num_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[LabelProblem]]:
+    """`parse_label_file` on the already read text of `path` (the data check reads each label file once)."""
     boxes, labels, problems = [], [], []
-    for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        text = line.strip()
-        if not text:
+    for i, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:
             continue
-        parts = text.split()
         if len(parts) != 5:
             problems.append(
-                LabelProblem(path, i, f"expected 5 values (class cx cy w h), got {len(parts)}", text)
+                LabelProblem(
+                    Path(path), i, f"expected 5 values (class cx cy w h), got {len(parts)}", line.strip()
+                )
             )
             continue
         try:
-            cls = int(float(parts[0]))
-            cx, cy, w, h = (float(v) for v in parts[1:])
-        except ValueError:
-            problems.append(LabelProblem(path, i, "not a number", text))
+            c, cx, cy, w, h = map(float, parts)
+            cls = int(c)
+        except (ValueError, OverflowError):  # "x", "nan", "inf"
+            problems.append(LabelProblem(Path(path), i, "not a number", line.strip()))
             continue
         if num_classes is not None and not 0 <= cls < num_classes:
-            problems.append(LabelProblem(path, i, f"class id {cls} outside 0..{num_classes - 1}", text))
+            problems.append(
+                LabelProblem(Path(path), i, f"class id {cls} outside 0..{num_classes - 1}", line.strip())
+            )
             continue
         if min(cx, cy, w, h) < 0 or max(cx, cy, w, h) > 1.0 + 1e-6:
-            problems.append(LabelProblem(path, i, "coordinates not normalised to [0, 1]", text))
+            problems.append(LabelProblem(Path(path), i, "coordinates not normalised to [0, 1]", line.strip()))
             continue
         if w <= 0 or h <= 0:
-            problems.append(LabelProblem(path, i, "zero or negative box size", text))
+            problems.append(LabelProblem(Path(path), i, "zero or negative box size", line.strip()))
             continue
-        x1, y1 = max(0.0, (cx - w / 2)) * width, max(0.0, (cy - h / 2)) * height
-        x2, y2 = min(1.0, (cx + w / 2)) * width, min(1.0, (cy + h / 2)) * height
-        boxes.append([x1, y1, x2, y2])
+        boxes.append(
+            (
+                max(0.0, (cx - w / 2)) * width,
+                max(0.0, (cy - h / 2)) * height,
+                min(1.0, (cx + w / 2)) * width,
+                min(1.0, (cy + h / 2)) * height,
+            )
+        )
         labels.append(cls)
     return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), problems
+
+
+def split_rows(csv_path: Path) -> list[str]:
+    """The image paths (relative to the dataset root) a split CSV lists."""
+    with open(csv_path, newline="") as f:
+        return [row[0].strip() for row in csv.reader(f) if row and row[0].strip()]
 
 
 def split_images(root: Path, split: str) -> list[Path]:
@@ -106,8 +128,7 @@ def split_images(root: Path, split: str) -> list[Path]:
             raise DatasetError(
                 f"split file not found: {csv_path} (make splits with `detcli data split {root}`)"
             )
-        with open(csv_path, newline="") as f:
-            return [root / row[0].strip() for row in csv.reader(f) if row and row[0].strip()]
+        return [root / rel for rel in split_rows(csv_path)]
     folder = cand if cand.is_dir() else root / "images" / split
     if folder.is_dir():
         return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -117,23 +138,64 @@ def split_images(root: Path, split: str) -> list[Path]:
 UNREADABLE = "unreadable image"
 
 
+class ImageSizeCache:
+    """Upright (width, height) of images, shared by `data check`, `data stats` and dataset building through
+    `<root>/.detcli-cache/`: a large dataset's headers are read once, not on every run."""
+
+    def __init__(self, root: Path, enabled: bool = True):
+        # a split's records see part of the dataset: entries of the other images are kept, not dropped
+        self._cache = FileCache(root, "sizes", "v1", enabled, prune=False)
+        self.enabled = enabled
+
+    @staticmethod
+    def exists(root: Path) -> bool:
+        """Whether a size cache was written for the dataset at `root`."""
+        return FileCache(root, "sizes", "v1", enabled=False, prune=False).path.is_file()
+
+    def get(self, image: Path) -> tuple[int, int] | None:
+        hit = self._cache.get(str(image), stat_key(image))
+        return (int(hit[0]), int(hit[1])) if hit else None
+
+    def put(self, image: Path, width: int, height: int) -> None:
+        self._cache.put(str(image), stat_key(image), [width, height])
+
+    def put_keyed(self, image: str, key: str, width: int, height: int) -> None:
+        """`put` with the image's `stat_key` already taken (the data check stats every file once)."""
+        self._cache.put(image, key, [width, height])
+
+    def save(self) -> None:
+        self._cache.save()
+
+
+def _upright_size(image: Path) -> tuple[int, int]:
+    with Image.open(image) as im:
+        width, height = im.size
+        # stored on its side (a phone photo): every reader turns it upright, and labelling tools label it
+        # upright, so the record has the upright size
+        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            width, height = height, width
+    return width, height
+
+
 def load_records(
-    root: str | Path, split: str, class_names: list[str]
+    root: str | Path, split: str, class_names: list[str], use_cache: bool = True
 ) -> tuple[list[ImageRecord], list[LabelProblem]]:
-    """Records of a split. Missing label files mean background; unreadable images are reported, not fatal."""
+    """Records of a split. Missing label files mean background; unreadable images are reported, not fatal.
+
+    Image sizes come from the dataset's size cache where the file is unchanged (see ImageSizeCache)."""
     root = Path(root)
     records, problems = [], []
+    sizes = ImageSizeCache(root, enabled=use_cache)
     for image in split_images(root, split):
-        try:
-            with Image.open(image) as im:
-                width, height = im.size
-                # stored on its side (a phone photo): every reader turns it upright, and labelling tools label it
-                # upright, so the record has the upright size
-                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                    width, height = height, width
-        except (OSError, ValueError) as e:
-            problems.append(LabelProblem(image, None, f"{UNREADABLE} ({e.__class__.__name__})"))
-            continue
+        size = sizes.get(image) if use_cache else None
+        if size is None:
+            try:
+                size = _upright_size(image)
+            except (OSError, ValueError) as e:
+                problems.append(LabelProblem(image, None, f"{UNREADABLE} ({e.__class__.__name__})"))
+                continue
+            sizes.put(image, *size)
+        width, height = size
         label = label_path_for(root, image)
         if label.is_file():
             boxes, labels, bad = parse_label_file(label, width, height, len(class_names))
@@ -141,6 +203,7 @@ def load_records(
         else:
             boxes, labels = np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
         records.append(ImageRecord(image, width, height, boxes, labels))
+    sizes.save()
     return records, problems
 
 

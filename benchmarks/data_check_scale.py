@@ -1,0 +1,145 @@
+"""`detcli data check` at scale: synthetic datasets of 2k / 8k / 32k images (64 px, `detcli data synth`).
+
+Reports the time per image of the check with no cache, the growth ratio 32k/8k (target <= 4.6; linear is 4),
+the check's time over reading and decoding every file alone in the same pool (target <= 1.5), the cached
+re-check (target <= 5% of the first) and the peak memory of the largest check (target < 1 GiB).
+
+The check and its floor run interleaved (decode, check, decode, check, ...) with the same worker count, and each
+ratio takes the best time of each side, so a neighbour's load on a shared machine hits both alike. Memory is the
+proportional set size (PSS: shared pages split between the processes) of this process and all its children
+(the pool's fork server and workers), sampled every 20 ms while the check runs.
+
+Run: `python benchmarks/data_check_scale.py [--sizes 2000 8000 32000] [--rounds 2] [--workers N] [--data DIR]`
+(datasets are made once under --data and reused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from _common import ROOT, save
+
+from engine.data.checks import check_dataset
+from engine.data.file_check import decode_files
+from engine.data.file_pool import default_workers, ordered_map
+from engine.data.file_walk import files_under
+
+
+def _dataset(base: Path, n: int) -> Path:
+    root = base / f"synth{n}"
+    if not (root / "classes.txt").is_file():
+        cli = [str(Path(sys.executable).parent / "detcli")]
+        subprocess.run(
+            [*cli, "data", "synth", str(root), "--images", str(n), "--size", "64"], check=True, cwd=ROOT
+        )
+    return root
+
+
+def _tree_pss_mib(pid: int) -> float:
+    """PSS of `pid` and its descendants (Linux /proc; 0 where it cannot be read)."""
+    total_kib, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total_kib += next(int(ln.split()[1]) for ln in f if ln.startswith("Pss:"))
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except (OSError, StopIteration, ValueError):  # a worker that just exited
+            continue
+    return total_kib / 1024
+
+
+class PeakMemory:
+    """Peak PSS of this process tree while in the `with` block."""
+
+    def __init__(self, every_s: float = 0.02):
+        self.every_s, self.peak_mib = every_s, 0.0
+        self._stop = threading.Event()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mib = max(self.peak_mib, _tree_pss_mib(os.getpid()))
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _timed(fn, *args, **kwargs) -> tuple[float, object]:
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t, out
+
+
+def _decode_all(root: Path, workers: int) -> int:
+    """The floor of the check: list, read and decode every image in the same pool, nothing else."""
+    return sum(ordered_map(decode_files, files_under(str(root / "images")), workers))
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000, 32000])
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved decode/check rounds per size")
+    ap.add_argument("--workers", type=int, default=default_workers())
+    ap.add_argument("--data", type=Path, default=Path("/tmp/detcli-bench-data-check"))
+    args = ap.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    workers = args.workers
+    # the load when the run started: on a shared machine, read the times in its light
+    out: dict = {"workers": workers, "rounds": args.rounds, "load_avg_1m": os.getloadavg()[0], "rows": []}
+    for n in args.sizes:
+        root = _dataset(args.data, n)
+        decode_s, check_s, rep = [], [], None
+        with PeakMemory() as mem:
+            for _ in range(args.rounds):
+                d, _ = _timed(_decode_all, root, workers)
+                c, rep = _timed(check_dataset, root, use_cache=False, workers=workers)
+                decode_s.append(d)
+                check_s.append(c)
+        check_dataset(root, workers=workers)  # fills the cache
+        cached_s = []
+        for _ in range(args.rounds):
+            c, cached = _timed(check_dataset, root, workers=workers)
+            cached_s.append(c)
+            assert cached.to_dict() == rep.to_dict(), "the cached check differs from the fresh one"
+        best_check, best_decode, best_cached = min(check_s), min(decode_s), min(cached_s)
+        row = {
+            "images": n,
+            "check_s": [round(t, 3) for t in check_s],
+            "ms_per_image": round(best_check / n * 1000, 4),
+            "decode_alone_s": [round(t, 3) for t in decode_s],
+            "check_over_decode": round(best_check / best_decode, 3),
+            "cached_s": [round(t, 3) for t in cached_s],
+            "cached_fraction": round(best_cached / best_check, 4),
+            "findings": len(rep.findings),
+            "peak_pss_mib": round(mem.peak_mib, 1),
+        }
+        out["rows"].append(row)
+        print(row, flush=True)
+    by = {r["images"]: r for r in out["rows"]}
+    sizes = sorted(by)
+    if len(sizes) > 1:  # growth of the best check time from the second largest size to the largest
+        a, b = sizes[-2], sizes[-1]
+        key = "growth_32k_over_8k" if (a, b) == (8000, 32000) else f"growth_{b}_over_{a}"
+        out[key] = round(by[b]["ms_per_image"] * b / (by[a]["ms_per_image"] * a), 3)
+    out["peak_pss_mib"] = max(r["peak_pss_mib"] for r in out["rows"])
+    print({k: v for k, v in out.items() if k != "rows"})
+    save("data_check_scale", out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The scale machinery of `detcli data check`: indexed near-duplicate search, process pool, result cache."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from detcli.cli import cli
+from engine.data import checks
+from engine.data.checks import check_dataset
+from engine.data.file_check import dhash
+from engine.data.file_walk import files_under
+from engine.data.formats.yolo import load_records, parse_label_text, read_classes
+from engine.data.label_batch import parse_label_batch
+from engine.data.near_dup import near_duplicate_pairs, near_duplicate_pairs_pairwise
+from engine.data.synth import generate
+
+
+def _planted(rng, n, k):
+    h = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) * np.uint64(2) + rng.integers(
+        0, 2, n
+    ).astype(np.uint64)
+    for _ in range(n // 10):  # near copies at every distance up to k + 2 (some just outside the radius)
+        i, j = rng.integers(0, n, 2)
+        flips = rng.choice(64, size=int(rng.integers(0, k + 3)), replace=False)
+        h[j] = h[i] ^ np.uint64(sum(1 << int(b) for b in flips))
+    return h
+
+
+def test_indexed_search_reports_exactly_the_pairwise_pairs():
+    rng = np.random.default_rng(0)
+    for k in (0, 1, 4, 7, 12):
+        h = _planted(rng, 1500, k)
+        got, ref = near_duplicate_pairs(h, k), near_duplicate_pairs_pairwise(h, k)
+        assert len(ref) >= 30  # planted pairs are found, not only random ones
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_dhash_bits_are_read_most_significant_first():
+    img = np.random.default_rng(1).integers(0, 255, (40, 50, 3), np.uint8)
+    g = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (9, 8), interpolation=cv2.INTER_AREA)
+    assert dhash(img) == int("".join("1" if b else "0" for b in (g[:, 1:] > g[:, :-1]).flatten()), 2)
+
+
+def _near_pairs(rep):
+    return {(f["path"], f["message"]) for f in rep.findings if "near duplicate" in f.message}
+
+
+def test_check_in_pool_with_cache_matches_serial_and_pairwise(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=300, size=64, seed=3)
+
+    def blurred(p):
+        return cv2.GaussianBlur(cv2.imread(str(p)), (3, 3), 0)
+
+    def near(p):  # a blurred copy of a 64 px image can drift past the radius: plant only copies within it
+        img = cv2.imread(str(p))
+        return bin(dhash(img) ^ dhash(blurred(p))).count("1") <= 2
+
+    def listed(split):
+        return [root / ln.strip() for ln in (root / f"{split}.csv").read_text().splitlines() if ln.strip()]
+
+    a_train = next(p for p in listed("train") if near(p))
+    a_val = next(p for p in listed("val") if near(p))
+    for src, name in ((a_train, "zz_blur_in"), (a_val, "zz_blur_across")):
+        cv2.imwrite(str(root / "images" / f"{name}.jpg"), blurred(src))
+    with open(
+        root / "train.csv", "a"
+    ) as f:  # one planted copy in the train split, so one leaks across splits
+        f.write("images/zz_blur_across.jpg\nimages/zz_blur_in.jpg\n")
+    serial = check_dataset(root, use_cache=False, workers=1)
+    pooled = check_dataset(root, workers=2)
+    assert pooled.to_dict() == serial.to_dict()
+    assert (root / ".detcli-cache").is_dir()
+    cached = check_dataset(root, workers=2)
+    assert cached.to_dict() == serial.to_dict()
+    paths = sorted((root / "images").glob("*.jpg"))
+    hashes = np.array([dhash(cv2.imread(str(p))) for p in paths], np.uint64)
+    ref = {
+        (str(paths[j]), f"near duplicate (hash distance {d}) of {paths[i]}")
+        for i, j, d in near_duplicate_pairs_pairwise(hashes, 4)
+    }
+    got = {(f.path, f.message.split(" across")[0]) for f in serial.findings if "near duplicate" in f.message}
+    assert got == ref and any("zz_blur" in p for p, _ in got)
+    assert any(f.kind == "leakage" and "zz_blur_across" in f.path for f in serial.findings)
+
+
+def test_cache_rechecks_a_changed_label_and_no_cache_bypasses(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=20, size=64, seed=0)
+    assert not check_dataset(root).errors
+    label = sorted((root / "labels").glob("*.txt"))[0]
+    label.write_text("0 1.5 0.5 0.1 0.1\n")
+    os.utime(label, ns=(1, 1))  # a different mtime even on coarse-clock file systems
+    rep = check_dataset(root)
+    assert [(f.kind, f.path, f.line) for f in rep.errors] == [("bad label", str(label), 1)]
+    shutil.rmtree(root / ".detcli-cache")
+    r = CliRunner().invoke(cli, ["data", "check", str(root), "--json", "--no-cache"], catch_exceptions=False)
+    assert r.exit_code == 1 and json.loads(r.output.splitlines()[-1])["n_errors"] == 1
+    assert not (root / ".detcli-cache").exists()
+
+
+def test_records_use_the_size_cache_and_a_damaged_cache_is_ignored(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=10, size=64, seed=0)
+    first, _ = load_records(root, "images", read_classes(root))
+    cache = next((root / ".detcli-cache").glob("sizes-*.json"))
+    cache.write_text("{not json")
+    again, _ = load_records(root, "images", read_classes(root))
+    assert [(r.path, r.width, r.height) for r in again] == [(r.path, r.width, r.height) for r in first]
+    assert json.loads(cache.read_text())["files"]
+
+
+def _random_label_text(rng) -> str:
+    rows = []
+    for _ in range(int(rng.integers(0, 7))):
+        c, cx, cy, w, h = int(rng.integers(0, 4)), *rng.uniform(0, 1, 4).round(4)
+        row = [str(c), str(cx), str(cy), str(w), str(h)]
+        kind = rng.integers(0, 12)
+        if kind == 0:
+            row = row[:4]  # 4 values
+        elif kind == 1:
+            row[2] = "x"  # not a number
+        elif kind == 2:
+            row[0] = "7"  # class outside 0..3
+        elif kind == 3:
+            row[1] = "1.3"  # not normalised
+        elif kind == 4:
+            row[3] = "0"  # zero width
+        elif kind == 5:
+            row[0] = rng.choice(["nan", "inf", "2.7", "-0.4"])
+        rows.append(("  " if kind == 6 else "") + " ".join(row) + ("\t" if kind == 7 else ""))
+        if kind == 8:
+            rows.append("")  # blank lines do not shift the line numbers
+    return "\r\n".join(rows) if rng.integers(0, 2) else "\n".join(rows)
+
+
+def test_label_batch_parse_equals_the_row_by_row_parse():
+    rng = np.random.default_rng(5)
+    texts = [_random_label_text(rng) for _ in range(400)]
+    paths = [f"/ds/labels/f{i}.txt" for i in range(len(texts))]
+    sizes = [(int(rng.integers(16, 2000)), int(rng.integers(16, 2000))) for _ in texts]
+    for nc in (4, None):
+        got = parse_label_batch(texts, paths, sizes, nc)
+        for text, path, (w, h), (boxes, ids, problems) in zip(texts, paths, sizes, got, strict=True):
+            rb, ri, rp = parse_label_text(text, Path(path), w, h, nc)
+            assert boxes.dtype == rb.dtype and boxes.tobytes() == rb.tobytes(), text
+            assert ids.dtype == ri.dtype and ids.tolist() == ri.tolist(), text
+            assert [str(p) for p in problems] == [str(p) for p in rp], text
+    assert sum(bool(p) for _, _, p in got) > 50 and sum(not p for _, _, p in got) > 50  # both paths ran
+
+
+def test_listing_is_in_pathlib_order_and_skips_symlinked_folders(tmp_path):
+    top = tmp_path / "images"
+    for rel in ("b.jpg", "a/b.jpg", "a.b/c.jpg", "a-b.jpg", "A.jpg", ".hidden.jpg", "a/z/y.png"):
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_bytes(b"x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.jpg").write_bytes(b"x")
+    (top / "linked").symlink_to(outside)  # rglob does not enter it
+    (top / "one.jpg").symlink_to(outside / "o.jpg")  # but lists a symlinked file
+    want = [str(p) for p in sorted(p for p in top.rglob("*") if p.is_file())]
+    assert files_under(str(top)) == want and str(top / "one.jpg") in want
+
+
+def test_cached_recheck_checks_no_file_and_rewrites_no_cache(tmp_path, monkeypatch):
+    root = tmp_path / "ds"
+    generate(root, images=30, size=64, seed=2)
+    first = check_dataset(root, workers=1)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (root / ".detcli-cache").iterdir()}
+
+    def no_checks(*a, **k):
+        raise AssertionError("a file was re-checked although nothing changed")
+
+    monkeypatch.setattr(checks, "check_files", no_checks)
+    assert check_dataset(root, workers=1).to_dict() == first.to_dict()
+    assert {p.name: p.stat().st_mtime_ns for p in (root / ".detcli-cache").iterdir()} == stamps
+
+
+def test_size_cache_keeps_the_other_splits(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=20, size=64, seed=1)
+    names = read_classes(root)
+    train, _ = load_records(root, "train", names)
+    val, _ = load_records(root, "val", names)
+    cache = next((root / ".detcli-cache").glob("sizes-*.json"))
+    stored = json.loads(cache.read_text())["files"]
+    assert {str(r.path) for r in train + val} <= set(stored)
+
+
+@pytest.mark.slow
+def test_piped_check_prints_a_line_per_thousand_files(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=2100, size=16, seed=0)
+    r = subprocess.run(
+        [sys.executable, "-m", "detcli.cli", "data", "check", str(root), "--no-cache"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    done = [int(ln.split()[1].split("/")[0]) for ln in r.stderr.splitlines() if ln.startswith("checked ")]
+    assert r.returncode in (0, 1) and done[-1] == 2100, r.stderr
+    # a line on passing each thousand (files come in batches, so at or just past it) and one at the end
+    thousands = [d // 1000 for d in done]
+    assert sorted(set(thousands)) == [1, 2] and thousands == sorted(thousands), r.stderr
+    assert len(done) <= 3 and len(set(done)) == len(done), r.stderr
