@@ -197,7 +197,9 @@ class Model:
         if isinstance(source, np.ndarray):
             return self._named(self.predictor.predict(source, conf))
         if isinstance(source, int) or (isinstance(source, (str, Path)) and _is_video(source)):
-            raise TypeError("a video or camera streams: iterate model.stream(source) for one result per frame")
+            raise TypeError(
+                "a video or camera streams: iterate model.stream(source) for one result per frame"
+            )
         if isinstance(source, (list, tuple)):
             return [self.predict(s, conf) for s in source]
         p = Path(source)
@@ -221,7 +223,9 @@ class Model:
             p = Path(source)
             if not p.exists():
                 raise ModelNotFound(f"no such image, folder or video: {p}")
-            files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            files = (
+                [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            )
         for item in self.predictor.predict_files(files, conf):
             det = self._named(item.detections) if item.detections is not None else None
             yield Prediction(str(item.path), item.image, det)

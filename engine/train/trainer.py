@@ -386,7 +386,9 @@ class Trainer:
                     eta_s=eta,
                 )
             if self.on_step and self.main:
-                self.on_step({"step": self.global_step, "epoch": epoch, "loss": float(total.detach()), "eta_s": eta})
+                self.on_step(
+                    {"step": self.global_step, "epoch": epoch, "loss": float(total.detach()), "eta_s": eta}
+                )
             progress.update(
                 i + 1,
                 f"loss {losses_sum / n_loss:.3f} lr {self.optimizer.param_groups[-1]['lr']:.2e} "
