@@ -34,6 +34,11 @@ setup:
         (apt-get install -y -qq tmux >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null 2>&1)) \
             || echo "setup: tmux not installed (the tmux dashboard test will be skipped)"
     fi
+    # sshd plays the target device in the `bench --host` tests (a throw-away server on 127.0.0.1)
+    if [ ! -x /usr/sbin/sshd ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get install -y -qq openssh-server openssh-client >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq openssh-server openssh-client >/dev/null 2>&1)) \
+            || echo "setup: openssh-server not installed (the remote bench tests will be skipped)"
+    fi
     echo "$want" > "$stamp"
     echo "setup: done ({{ venv }})"
 
@@ -71,10 +76,11 @@ demo runs="runs": setup
 bench: setup
     #!/usr/bin/env bash
     set -euo pipefail
-    for b in benchmarks/[a-z]*.py; do echo "== $b"; {{ py }} "$b"; done
+    for b in benchmarks/[a-z]*.py; do [ "$b" = benchmarks/gpu_check.py ] && continue; echo "== $b"; {{ py }} "$b"; done
 
 # Never a dependency of detcli; the official D-FINE needs torchvision, which does not install beside the CPU torch.
-# After it: DETCLI_OFFICIAL_DFINE=<dir>/D-FINE DETCLI_PEER_PY=<dir>/venv/bin/python ULTRALYTICS_PY=<dir>/venv/bin/python just bench
+# After it: DETCLI_OFFICIAL_DFINE=<dir>/D-FINE DETCLI_PEER_PY=<dir>/venv/bin/python ULTRALYTICS_PY=<dir>/venv/bin/python \
+#   DFINE_SEG_PY=<dir>/venv/bin/python just bench
 # a throwaway venv + official D-FINE checkout outside the repo, for the peers `just bench` measures against
 peer-venv dir="../detcli-peers":
     #!/usr/bin/env bash
@@ -84,6 +90,14 @@ peer-venv dir="../detcli-peers":
     # torch + torchvision as a matching pair (2.14.1 / 0.29.1 are the newest pair on our CPU machines' disk)
     "{{ dir }}/venv/bin/pip" install -q torch==2.14.1 torchvision==0.29.1 scipy pyyaml faster-coco-eval \
         tensorboard transformers calflops loguru onnx ultralytics
+    # D-FINE-seg (benchmarks/peer_dfine_seg.py) with the export packages its `all` extra names for ONNX/OpenVINO
+    # (not the extra itself: it pulls TensorRT/CUDA, gradio and coremltools, none of which a CPU benchmark uses)
+    "{{ dir }}/venv/bin/pip" install -q dfine-seg==0.6.2 onnx onnxruntime onnxscript onnxsim "openvino>=2025.2,<2026"
     [ -d "{{ dir }}/D-FINE" ] || git clone -q https://github.com/Peterande/D-FINE "{{ dir }}/D-FINE" \
         || echo "peer-venv: could not clone D-FINE: put a checkout at {{ dir }}/D-FINE"
-    echo "peer-venv: DETCLI_OFFICIAL_DFINE={{ dir }}/D-FINE DETCLI_PEER_PY={{ dir }}/venv/bin/python ULTRALYTICS_PY={{ dir }}/venv/bin/python just bench"
+    echo "peer-venv: DETCLI_OFFICIAL_DFINE={{ dir }}/D-FINE DETCLI_PEER_PY={{ dir }}/venv/bin/python ULTRALYTICS_PY={{ dir }}/venv/bin/python DFINE_SEG_PY={{ dir }}/venv/bin/python just bench"
+
+# GPU self-test: AMP fp16/bf16 training, inference agreement torch/ORT/TensorRT -> benchmarks/results/gpu_check.json
+# (prints "no CUDA device: skipped" and exits 0 where no CUDA GPU is visible)
+gpu-check:
+    python3 benchmarks/gpu_check.py

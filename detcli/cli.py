@@ -48,6 +48,8 @@ class DetcliGroup(click.Group):
         "runs",
         "dashboard",
         "presets",
+        "weights",
+        "checks",
     )
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -31,6 +31,19 @@ def run_errors() -> Iterator[None]:
 
 
 @contextmanager
+def weights_errors() -> Iterator[None]:
+    """A weights name or a file that cannot serve is a usage error (exit 2); a fetch that fails is exit 1."""
+    from engine.weights import UnknownWeights, WeightsError, WeightsMismatch
+
+    try:
+        yield
+    except (UnknownWeights, WeightsMismatch) as e:
+        raise click.UsageError(str(e)) from None
+    except WeightsError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@contextmanager
 def engine_errors() -> Iterator[None]:
     """The engine's typed errors: a wrong call is a usage error (exit 2), anything else a failure (exit 1)."""
     from engine.errors import DetcliError

@@ -56,6 +56,7 @@ def train(
     from engine.runs import RunStore
     from engine.runs.launch import device_count, launch_workers, open_run, prepare_data, resolve_config
     from engine.train.trainer import Trainer, TrainingStopped
+    from engine.weights import WeightsError
 
     runs_dir = Path(runs_dir)
     ov = [f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, dict) else list(overrides or [])
@@ -88,6 +89,10 @@ def train(
         if main_writer:
             store.finish_run(run["id"], "failed", error=str(e))
         raise TrainingFailed(str(e)) from None
+    except WeightsError as e:  # the starting weights cannot serve: refused before any training step
+        if main_writer:
+            store.finish_run(run["id"], "failed", error=str(e))
+        raise
     except Exception as e:
         if main_writer:
             store.finish_run(run["id"], "failed", error=f"{type(e).__name__}: {e}")

@@ -120,7 +120,22 @@ class ModelConfig(_Section):
     num_denoising: int | None = Field(
         None, ge=0, description="contrastive denoising queries; None = official 100"
     )
-    pretrained: Path | None = Field(None, description="official or detcli checkpoint to start from")
+    pretrained: str | None = Field(
+        None, description="checkpoint to start from: a name in `detcli weights list` or a .pt/.pth path"
+    )
+    freeze_at: int | None = Field(
+        None, ge=-1, description="HGNetv2: -1 freezes nothing, >=0 the stem (+ stages 0..N); None = official"
+    )
+    freeze_stem_only: bool | None = Field(
+        None, description="with freeze_at >= 0: the stem only; None = official"
+    )
+    freeze_norm: bool | None = Field(
+        None, description="HGNetv2 BatchNorm as fixed statistics (official: L/X true); None = official"
+    )
+    backbone_pretrained: bool | str = Field(
+        False,
+        description="true = the size's ImageNet HGNetv2 (the official recipe), false = random, or a NAME/PATH",
+    )
 
 
 class TrainConfig(_Section):

@@ -50,3 +50,47 @@ def test_benchmark_runs_and_writes_results(name, tmp_path, request):
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads((tmp_path / f"{name}.json").read_text())
     assert all(k in result for k in keys), sorted(result)
+
+
+# one round, dfine-n, batch 1 at 256 (the smallest input with enough encoder tokens for 300 queries)
+SMALL_PEER_ARGS = ["--rounds", "1", "--sizes", "n", "--batch", "1", "--imgsz", "256", "--eval-images", "20"]
+
+
+def _peer_env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("DFINE_SEG_PY", "DFINE_SEG_WORKER")}
+    env["DETCLI_BENCH_RESULTS"] = str(tmp_path)
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+def test_peer_dfine_seg_runs_against_a_fake_peer(tmp_path):
+    fake = REPO / "tests" / "fixtures" / "fake_dfine_seg_peer.py"
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "peer_dfine_seg.py"), *SMALL_PEER_ARGS],
+        cwd=REPO,
+        env=_peer_env(tmp_path, DFINE_SEG_PY=sys.executable, DFINE_SEG_WORKER=str(fake)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((tmp_path / "peer_dfine_seg.json").read_text())
+    assert result["peer"]["peer"] == "fake-dfine-seg"
+    assert result["train_step"]["dfine-n"]["ours_ms"] > 0 and result["train_step_ratio"] > 0
+    assert result["eval_ratio"] > 0 and 0 <= result["eval"]["theirs_f1"] <= 1
+    assert 0 <= result["eval"]["ours_f1"] <= 1 and 0 <= result["eval"]["ours_map50"] <= 1
+
+
+def test_peer_dfine_seg_skips_in_one_line_without_the_peer_venv(tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "peer_dfine_seg.py")],
+        cwd=REPO,
+        env=_peer_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().count("\n") == 0 and "skipped" in r.stdout
+    assert not (tmp_path / "peer_dfine_seg.json").exists()

@@ -43,8 +43,25 @@ def _artifact_for(
     return res.path
 
 
+def _backend_setup(profile, backend: str) -> tuple[str, dict, str]:
+    """(precision, backend options, device) the profile asks of `backend`."""
+    opts = dict(profile.options.get(backend, {}))
+    precision = "fp16" if opts.get("half") or opts.get("precision_hint") == "f16" else "fp32"
+    kw = (
+        {
+            "hint": opts.get("hint", "LATENCY"),
+            "threads": opts.get("threads"),
+            "precision": opts.get("precision_hint"),
+        }
+        if backend == "openvino"
+        else {}
+    )
+    return precision, kw, str(opts.get("device", "cpu"))
+
+
 @click.command("bench")
 @click.argument("model", metavar="RUN|MODEL")
+@click.argument("results", required=False, metavar="[RESULTS.json]")
 @click.option(
     "--device",
     "device_profile",
@@ -78,6 +95,27 @@ def _artifact_for(
     "--compare", is_flag=True, help="Every backend available on this machine, with the ratio to the fastest."
 )
 @click.option("--accuracy", is_flag=True, help="Also F1/mAP50 on the val split per backend.")
+@click.option(
+    "--host",
+    default=None,
+    help="Benchmark on this machine over SSH (user@host or a ~/.ssh/config alias); needs Python there.",
+)
+@click.option("--remote-python", default="python3", show_default=True, help="Python on the --host target.")
+@click.option(
+    "--ssh-config",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="ssh config file to use instead of ~/.ssh/config (ssh -F).",
+)
+@click.option("--setup", is_flag=True, help="Create a venv on the --host target and pip-install the runtime.")
+@click.option("--remote-timeout", type=float, default=900.0, show_default=True, help="Seconds per ssh step.")
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a zip (artifact, images, runner, run.sh) for a target without SSH; "
+    "record its output with `detcli bench import results.json`.",
+)
 @click.pass_context
 def bench_cmd(
     ctx: click.Context,
@@ -90,12 +128,29 @@ def bench_cmd(
     dynamic: bool,
     compare: bool,
     accuracy: bool,
+    results: str | None,
+    host: str | None,
+    remote_python: str,
+    ssh_config: str | None,
+    setup: bool,
+    remote_timeout: float,
+    bundle: str | None,
 ) -> None:
-    """Measure latency per image (read, pre, infer, post; mean, p50, p95, FPS) as a user will get it."""
+    """Measure latency per image (read, pre, infer, post; mean, p50, p95, FPS) as a user will get it.
+
+    With --host, on that machine over SSH; `detcli bench import RESULTS.json` records a --bundle's output."""
+    if model == "import":
+        from detcli.commands.bench_remote import import_results
+
+        if not results:
+            raise click.UsageError("usage: detcli bench import RESULTS.json")
+        import_results(ctx, Path(results))
+        return
     from rich.progress import Progress
 
     from detcli.console import make_console
     from engine.bench.profiles import ProfileError, load_profile
+    from engine.bench.record import benchmark_record
     from engine.bench.runner import bench_predictor, host_cpu
     from engine.config import RunConfig
     from engine.data.formats.yolo import IMAGE_SUFFIXES, split_images
@@ -103,7 +158,7 @@ def bench_cmd(
 
     console = make_console()
     try:
-        profile = load_profile(device_profile)
+        profile = load_profile(device_profile, here=not (host or bundle))
     except ProfileError as e:
         raise click.UsageError(str(e)) from None
     for note in profile.notes:
@@ -132,10 +187,42 @@ def bench_cmd(
     if not images:
         raise click.UsageError("no images found to benchmark with")
 
+    if host or bundle:
+        from detcli.commands.bench_remote import bench_elsewhere
+
+        artifacts = {}
+        for b in [b for b in chosen if b != "torch"]:  # the target runs exports only, no PyTorch there
+            prec = _backend_setup(profile, b)[0]
+            artifacts[b] = (
+                weights
+                if path.suffix in (".onnx", ".xml", ".engine")
+                else _artifact_for(
+                    b, weights, run, store, prec if b != "onnx" else "fp32", False, console.print
+                )
+            )
+        bench_elsewhere(
+            console,
+            profile,
+            artifacts,
+            run,
+            store,
+            images,
+            runs,
+            warmup,
+            host,
+            remote_python,
+            ssh_config,
+            setup,
+            remote_timeout,
+            bundle,
+            accuracy,
+            cfg,
+            compare,
+        )
+        return
     rows = []
     for backend in chosen:
-        opts = dict(profile.options.get(backend, {}))
-        precision = "fp16" if opts.get("half") or opts.get("precision_hint") == "f16" else "fp32"
+        precision, kw, device = _backend_setup(profile, backend)
         artifact = (
             weights
             if path.suffix in (".onnx", ".xml", ".engine")
@@ -149,16 +236,6 @@ def bench_cmd(
                 console.print,
             )
         )
-        kw = (
-            {
-                "hint": opts.get("hint", "LATENCY"),
-                "threads": opts.get("threads"),
-                "precision": opts.get("precision_hint"),
-            }
-            if backend == "openvino"
-            else {}
-        )
-        device = str(opts.get("device", "cpu"))
         # --dynamic times the letterbox run and the cut-padding run of the same graph: the drop is the point
         for cut in (False, True) if dynamic else (False,):
             try:
@@ -200,33 +277,15 @@ def bench_cmd(
             rows.append(row)
             if store is not None:
                 store.add_benchmark(
-                    {
-                        "run_id": run["id"] if run else None,
-                        "artifact": str(artifact),
-                        "backend": backend,
-                        "device_profile": profile.name,
-                        "host_cpu": host_cpu(),
-                        "host_gpu": _gpu_name(),
-                        "precision": precision,
-                        "imgsz": row.imgsz,
-                        "batch": 1,
-                        "latency_p50": row.p50_ms,
-                        "latency_p95": row.p95_ms,
-                        "latency_mean": row.mean_ms,
-                        "fps": row.fps,
-                        "breakdown": {
-                            "read": row.read_ms,
-                            "pre": row.pre_ms,
-                            "infer": row.infer_ms,
-                            "post": row.post_ms,
-                            "model_only": row.model_only_ms,
-                            "streamed": row.stream_ms,
-                            "rss_mb": row.rss_mb,
-                            "dynamic": dynamic,
-                            "cut_padding": cut,
-                            **row_acc,
-                        },
-                    }
+                    benchmark_record(
+                        row.to_dict(),
+                        run_id=run["id"] if run else None,
+                        artifact=str(artifact),
+                        profile=profile.name,
+                        host_cpu=host_cpu(),
+                        host_gpu=_gpu_name(),
+                        extra={"dynamic": dynamic, "cut_padding": cut, **row_acc},
+                    )
                 )
     if not rows:
         raise click.ClickException("no backend could run on this machine")
@@ -247,14 +306,14 @@ def _gpu_name() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
-def _print_table(console, rows, profile: str, ratios: bool) -> None:
+def _print_table(console, rows, profile: str, ratios: bool, where: str | None = None) -> None:
     from rich.table import Table
 
     from engine.bench.runner import host_cpu
 
     fastest = min(r.mean_ms for r in rows)
     t = Table(
-        title=f"latency per image on {host_cpu()} (profile {profile}), ms",
+        title=f"latency per image on {where or host_cpu()} (profile {profile}), ms",
         title_justify="left",
         caption="model only: the same graph on one fixed input; streamed: per image over a folder with the next "
         "file read while the graph runs, as predict/eval do when the graph runs off the CPU",

@@ -147,6 +147,13 @@ def show_cmd(ctx: click.Context, run: str, as_json: bool) -> None:
         con.print(t)
     if r["best_epoch"] is not None:
         con.print(f"best epoch {r['best_epoch'] + 1}: {r['best_metric']:.4f}")
+    for a in arts:
+        if a["kind"] == "pretrained":  # where the run's starting weights came from
+            m = a["meta"] or {}
+            con.print(
+                f"started from ({m.get('setting')}): {m.get('name')}  sha256 {str(m.get('sha256'))[:16]}  "
+                f"filled {m.get('loaded')} of {m.get('of')} {m.get('part')} tensors ({m.get('layout')})  {a['path']}"
+            )
     if arts:
         t = Table(title="artifacts", title_justify="left")
         for c in ("kind", "path", "meta"):
@@ -162,7 +169,19 @@ def _bench_table(con, by_run: dict) -> None:
     from rich.table import Table
 
     t = Table(title="benchmarks (ms per image)", title_justify="left")
-    for c in ("run", "backend", "profile", "precision", "imgsz", "mean", "p50", "p95", "FPS", "host"):
+    for c in (
+        "run",
+        "backend",
+        "profile",
+        "device",
+        "precision",
+        "imgsz",
+        "mean",
+        "p50",
+        "p95",
+        "FPS",
+        "host",
+    ):
         t.add_column(c)
     for name, rows in by_run.items():
         for b in rows:
@@ -170,15 +189,23 @@ def _bench_table(con, by_run: dict) -> None:
                 name,
                 b["backend"],
                 b["device_profile"],
+                str((b.get("breakdown") or {}).get("device", "")),
                 b["precision"],
                 b["imgsz"],
                 f"{b['latency_mean']:.1f}",
                 f"{b['latency_p50']:.1f}",
                 f"{b['latency_p95']:.1f}",
                 f"{b['fps']:.1f}",
-                b["host_cpu"] or "",
+                # where it ran: the ssh destination (or "bundle") for a benchmark on another machine
+                f"{b['host']}: {b['host_cpu'] or '?'}" if b.get("host") else (b["host_cpu"] or ""),
             )
     con.print(t)
+
+
+def _started_from(store, run_id: int) -> str:
+    """The names of the pretrained files a run started from, or "random"."""
+    names = [(a["meta"] or {}).get("name", "?") for a in store.artifacts(run_id, "pretrained")]
+    return " + ".join(names) or "random"
 
 
 @runs_group.command("compare")
@@ -209,7 +236,7 @@ def compare_cmd(ctx: click.Context, runs: tuple[str, ...], as_json: bool, as_csv
         table[r["name"]] = (
             {f"best_{m}": best[m] if best else None for m in METRICS}
             | {f"final_{m}": final[m] if final else None for m in METRICS}
-            | {"epochs": len(eps), "status": r["status"]}
+            | {"epochs": len(eps), "status": r["status"], "weights": _started_from(store, r["id"])}
         )
     if as_json:
         click.echo(
@@ -258,6 +285,7 @@ def compare_cmd(ctx: click.Context, runs: tuple[str, ...], as_json: bool, as_csv
         t.add_row(
             m, *[("-" if v is None else (f"[bold green]{v:.4f} *" if v == top else f"{v:.4f}")) for v in vals]
         )
+    t.add_row("started from", *[table[n]["weights"] for n in names])
     con.print(t)
     benches = {r["name"]: store.benchmarks(r["id"]) for r in rows}
     if any(benches.values()):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from detcli.errors import config_errors, engine_errors, run_errors
+from detcli.errors import config_errors, engine_errors, run_errors, weights_errors
 
 
 @click.command("train")
@@ -48,8 +48,8 @@ def train_cmd(
     runs_dir = runs_dir_from(ctx)
     rank = int(os.environ.get("RANK", "0"))
     echo = click.echo if rank == 0 else (lambda *a, **k: None)
-    fit = (lambda trainer: _train_with_tui(trainer, runs_dir)) if tui and rank == 0 else None
-    with config_errors(), run_errors(), engine_errors():
+    fit = (lambda trainer: _train_with_tui(trainer, runs_dir, trainer.run["name"])) if tui and rank == 0 else None
+    with config_errors(), run_errors(), engine_errors(), weights_errors():
         result = train(
             preset=preset,
             overrides=list(overrides),
@@ -65,7 +65,7 @@ def train_cmd(
         ctx.exit(130)
 
 
-def _train_with_tui(trainer, runs_dir: Path):
+def _train_with_tui(trainer, runs_dir: Path, run_name: str):
     """Train in a background thread while the dashboard runs in this terminal."""
     import threading
 
@@ -82,7 +82,7 @@ def _train_with_tui(trainer, runs_dir: Path):
 
     t = threading.Thread(target=work, daemon=True)
     t.start()
-    run_dashboard(runs_dir, run=trainer.run["name"])
+    run_dashboard(runs_dir, run=run_name)
     t.join()
     if "error" in result:
         raise result["error"]

@@ -213,12 +213,14 @@ class DashboardApp(App):
             if ys not in lr_series.values():
                 lr_series[g] = ys
         self._plot("lr", "learning rate", steps, lr_series, log=False)
+        # on CUDA the trainer records peak VRAM (max_memory_allocated); on a CPU, the process's peak RSS
+        mem = "VRAM MB" if str(r["device"] or "").startswith("cuda") else "mem MB"
         self._plot(
             "mem",
-            "memory MB / images/s",
+            f"{'peak VRAM' if mem == 'VRAM MB' else 'memory'} MB / images/s",
             steps,
             {
-                "mem MB": [s["mem_mb"] or 0 for s in v.series],
+                mem: [s["mem_mb"] or 0 for s in v.series],
                 "img/s x100": [(s["img_s"] or 0) * 100 for s in v.series],
             },
             log=False,

@@ -38,19 +38,20 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def load_profile(name: str) -> DeviceProfile:
-    """Load a profile and resolve it for this machine (auto choice, iGPU fallback, CUDA requirement)."""
+def load_profile(name: str, here: bool = True) -> DeviceProfile:
+    """Load a profile and, with `here`, resolve it for this machine (auto choice, iGPU fallback, CUDA
+    requirement); without, as written, for a benchmark on another machine (the target falls back itself)."""
     path = profiles_dir() / f"{name}.yaml"
     if not path.is_file():
         close = difflib.get_close_matches(name, list_profiles(), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ProfileError(f"unknown device profile '{name}'{hint}; available: {', '.join(list_profiles())}")
     data = yaml.safe_load(path.read_text()) or {}
-    if data.get("auto"):
+    if data.get("auto") and here:
         resolved = load_profile("cuda" if _cuda() else "cpu")
         resolved.notes.insert(0, f"auto: using the '{resolved.name}' profile")
         return resolved
-    if data.get("requires") == "cuda" and not _cuda():
+    if data.get("requires") == "cuda" and here and not _cuda():
         raise ProfileError(
             f"device profile '{name}' needs an NVIDIA GPU with CUDA (and TensorRT), and none is "
             "visible here: run on that machine, or use --device cpu / --device n100"
@@ -62,7 +63,7 @@ def load_profile(name: str) -> DeviceProfile:
         {k: v for k, v in data.items() if isinstance(v, dict)},
     )
     ov = prof.options.get("openvino")
-    if ov and ov.get("device") == "GPU":
+    if ov and ov.get("device") == "GPU" and here:
         from engine.infer.openvino_core import core
 
         if "GPU" not in core().available_devices:

@@ -136,7 +136,8 @@ def bench_predictor(
     return BenchRow(
         backend=predictor.backend.name,
         device=device,
-        precision=precision,
+        # what the compiled graph really runs (e.g. an f16 request runs f32 on a CPU without f16 arithmetic)
+        precision=getattr(predictor.backend, "precision", None) or precision,
         artifact=artifact,
         imgsz=f"{predictor.imgsz[0]}x{predictor.imgsz[1]}",
         runs=runs,

@@ -15,6 +15,9 @@ class Backend(ABC):
     name = "base"
     dynamic = False  # whether the graph accepts any H, W (needed for cut-padding inference)
     on_cpu = True  # whether the graph runs on the CPU cores (then reading ahead competes with it)
+    precision = (
+        "fp32"  # the precision the graph really runs in (read back from the compiled model where one exists)
+    )
 
     @abstractmethod
     def run(self, images: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -34,6 +37,9 @@ class TorchBackend(Backend):
         model, self.meta = build_model_from_checkpoint(path)
         self.model = model.to(self.device).eval()
         self.on_cpu = self.device.type == "cpu"
+        self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(
+            next(self.model.parameters()).dtype, "fp32"
+        )
         self.post = DFINEPostProcessor(
             model.num_classes, num_top_queries=min(300, model.decoder.num_queries * model.num_classes)
         )
@@ -89,10 +95,15 @@ class OpenVinoBackend(Backend):
         config = {"PERFORMANCE_HINT": hint}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        # An FP32 graph runs in FP32 unless asked otherwise: on CPUs with AVX512-BF16 or AMX, OpenVINO's default is
-        # bf16, which moves boxes by pixels and makes the numbers depend on the machine.
-        if precision or device.startswith("CPU"):
-            config["INFERENCE_PRECISION_HINT"] = precision or "f32"
+        # Always explicit (engine/infer/precision.py has the rule): left alone, OpenVINO's CPU plugin runs bf16 on
+        # CPUs with AVX512-BF16 or AMX, even for an f16 request, which moves boxes by pixels.
+        from engine.infer.precision import choose_precision, device_capabilities
+
+        if precision or device.startswith(("CPU", "GPU")):
+            caps = device_capabilities(core, device) if not device.startswith(("AUTO", "MULTI")) else []
+            config["INFERENCE_PRECISION_HINT"] = (
+                choose_precision(precision, caps) if caps else (precision or "f32")
+            )
         self._core, self._model, self._device, self._config = core, model, device, config
         self.device_name = device
         # A free batch axis costs OpenVINO's CPU plugin ~10% per image (measured at 640, dfine-n and dfine-s), and
@@ -113,6 +124,9 @@ class OpenVinoBackend(Backend):
         except RuntimeError:
             devices = [device]
         self.on_cpu = any(str(d).upper().startswith("CPU") for d in devices)
+        from engine.infer.precision import compiled_precision
+
+        self.precision = compiled_precision(self.compiled)
 
     @staticmethod
     def _session(compiled) -> tuple:

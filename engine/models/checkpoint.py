@@ -15,7 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.weights.errors import WeightsMismatch
+
 FORMAT = "detcli-checkpoint-v1"
+BACKBONE = "backbone."
+_STAGE1 = ("stem.", "stages.")
+_COUNTER = "num_batches_tracked"
+MIN_FILL = 0.9  # a file that fills less of its part than this is refused: it is not meant for this model
 
 
 @dataclass
@@ -30,13 +36,30 @@ class LoadReport:
     )  # in the file, but the shape differs (e.g. classes)
     unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
     missing: list[str] = field(default_factory=list)  # in the model, not in the file (left as initialised)
+    part: str = "model"  # what the file was meant to fill: "model" or "backbone"
+    target: int = 0  # tensors of that part in the model
+    class_rows: dict[str, int] = field(default_factory=dict)  # user class -> the file's head row kept for it
+
+    @property
+    def filled(self) -> int:
+        """Tensors of the part loaded as they are, BatchNorm step counters left out (they are not weights)."""
+        return sum(not k.endswith(_COUNTER) for k in self.loaded)
+
+    @property
+    def fill(self) -> float:
+        """Share of the part's tensors the file filled."""
+        return self.filled / self.target if self.target else 0.0
 
     @property
     def complete(self) -> bool:
         return not (self.reinitialised or self.unexpected or self.missing)
 
     def summary(self) -> str:
-        lines = [f"{self.source} ({self.layout}): loaded {len(self.loaded)} tensors"]
+        part = f" (filled {self.filled} of the {self.target} of the {self.part})" if self.target else ""
+        lines = [f"{self.source} ({self.layout}): loaded {len(self.loaded)} tensors{part}"]
+        if self.class_rows:
+            kept = ", ".join(self.class_rows)
+            lines.append(f"  class-head rows kept from the file for {len(self.class_rows)} class(es): {kept}")
         for label, keys in (
             ("re-initialised (shape differs, e.g. class count)", self.reinitialised),
             ("ignored (not in this model)", self.unexpected),
@@ -83,17 +106,36 @@ def extract_state_dict(ckpt: dict[str, Any]) -> tuple[dict[str, torch.Tensor], s
     if isinstance(ckpt.get("model"), dict):
         return ckpt["model"], "official"
     if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        if any(k.startswith(_STAGE1) for k in ckpt) and not any(k.startswith(BACKBONE) for k in ckpt):
+            # an ImageNet HGNetv2 file (PPHGNetV2_B*_stage1.pth): the backbone module's own keys
+            return {BACKBONE + k: v for k, v in ckpt.items()}, "hgnetv2-stage1"
         return ckpt, "state_dict"
     raise ValueError(
         "unrecognised checkpoint layout: expected {'model': ...}, {'ema': {'module': ...}} or a state dict"
     )
 
 
-def load_checkpoint(model: nn.Module, path: str | Path) -> LoadReport:
-    """Load official or detcli weights into `model`; tensors whose shape differs are left re-initialised."""
+def load_checkpoint(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    part: str = "model",
+    class_names: list[str] | None = None,
+    min_fill: float | None = None,
+) -> LoadReport:
+    """Load official or detcli weights into `model` (or only its backbone, `part="backbone"`).
+
+    Tensors whose shape differs are left re-initialised, except that with `class_names` the class-head rows of
+    classes the file's class set also names (COCO, Objects365) are copied from the file. With `min_fill`, a file
+    that fills less than that share of the part's tensors raises WeightsMismatch and the model is left as it was.
+    """
     state, layout = extract_state_dict(read_checkpoint(path))
     own = model.state_dict()
-    report = LoadReport(str(path), layout)
+    if part == "backbone":
+        own = {k: v for k, v in own.items() if k.startswith(BACKBONE)}
+        state = {k: v for k, v in state.items() if k.startswith(BACKBONE)}
+    # BatchNorm's step counters are not weights (a converted or frozen-norm file has none): they do not count
+    report = LoadReport(str(path), layout, part=part, target=sum(not k.endswith(_COUNTER) for k in own))
     usable = {}
     for key, value in state.items():
         if key not in own:
@@ -104,9 +146,32 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> LoadReport:
             # keep the model's dtype (decoder.reg_scale is int64 in official files and stays so)
             usable[key] = value.to(own[key].dtype)
             report.loaded.append(key)
-    report.missing = [k for k in own if k not in state]
+    report.missing = [k for k in own if k not in state and not k.endswith(_COUNTER)]
+    if min_fill is not None and report.fill < min_fill:
+        raise WeightsMismatch(_mismatch_message(report, min_fill))
+    if class_names and report.reinitialised:
+        from engine.models.class_rows import keep_class_rows
+
+        rows, report.class_rows = keep_class_rows(state, own, report.reinitialised, class_names)
+        usable.update(rows)
     model.load_state_dict(usable, strict=False)
     return report
+
+
+def _mismatch_message(report: LoadReport, min_fill: float) -> str:
+    """One line: how little the file filled, and the likely reason."""
+    if report.layout == "hgnetv2-stage1" and report.part == "model":
+        why = "it holds an ImageNet backbone only: give it as model.backbone_pretrained"
+    elif report.part == "backbone" and report.target and not report.loaded and not report.reinitialised:
+        why = "it holds no HGNetv2 backbone tensors"
+    elif len(report.reinitialised) > report.filled:
+        why = f"{len(report.reinitialised)} of its tensors have other shapes: is it for another model size?"
+    else:
+        why = "its tensor names are not this model's: is it a D-FINE / HGNetv2 file?"
+    return (
+        f"{report.source} fills {report.filled} of the {report.target} tensors of the {report.part} "
+        f"({report.fill:.0%}, needs {min_fill:.0%}); {why}"
+    )
 
 
 def save_checkpoint(

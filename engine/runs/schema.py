@@ -124,7 +124,12 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+def _v3(conn: sqlite3.Connection) -> None:
+    # v3: benchmarks measured on another machine (`bench --host`) record which one; NULL means this machine
+    _run_script(conn, "ALTER TABLE benchmarks ADD COLUMN host TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 LATEST = len(MIGRATIONS)
 
 

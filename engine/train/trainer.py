@@ -25,7 +25,7 @@ from engine.config import RunConfig
 from engine.data.dataset import build_dataset, to_model_input
 from engine.data.loader import train_loader
 from engine.metrics import EvalResult, best_metric
-from engine.models import build_criterion, build_model, load_checkpoint, save_checkpoint
+from engine.models import build_criterion, build_model, save_checkpoint
 from engine.models.checkpoint import read_checkpoint
 from engine.runs import RunStore, StepLogger
 from engine.train import distributed as dist_utils
@@ -35,6 +35,7 @@ from engine.train.optim import build_optimizer
 from engine.train.progress import TrainProgress, fmt_eta
 from engine.train.schedulers import apply_lr, lr_factor
 from engine.train.stepper import OptimizerStepper
+from engine.weights.pretrained import apply_pretrained
 
 log = logging.getLogger(__name__)
 LOSS_GROUPS = ("loss_vfl", "loss_bbox", "loss_giou", "loss_fgl", "loss_ddf")
@@ -115,6 +116,9 @@ class Trainer:
         self.rank = dist_utils.rank()
         self.main = self.rank == 0
         self.device = resolve_device(cfg.train.devices)
+        if store and run and self.main and self.device.type == "cuda":
+            # the resolved device, so readers (the dashboard's VRAM label) know steps' mem_mb is peak VRAM
+            store.update_run(run["id"], device=f"cuda ({torch.cuda.get_device_name(self.device)})")
         self.run_dir = Path(run["dir"]) if run else Path("runs") / "unnamed"
         self.quiet = quiet or not self.main
         torch.manual_seed(cfg.train.seed)
@@ -129,6 +133,9 @@ class Trainer:
             "num_queries": m.num_queries,
             "num_layers": m.num_decoder_layers,
             "num_denoising": m.num_denoising,
+            "freeze_at": m.freeze_at,
+            "freeze_stem_only": m.freeze_stem_only,
+            "freeze_norm": m.freeze_norm,
         }
         self.model = build_model(
             m.name,
@@ -137,9 +144,14 @@ class Trainer:
             **{k: v for k, v in over.items() if v is not None},
         ).to(self.device)
         self.criterion = build_criterion(m.name, num_classes=len(self.class_names))
-        self.load_report = None
-        if m.pretrained and not resume:
-            self.load_report = load_checkpoint(self.model, m.pretrained)
+        # a file that fills too little of its part raises WeightsMismatch here, before any training step
+        self.pretrained = []
+        if not resume:
+            if self.ddp and not self.main:
+                dist_utils.barrier()  # rank 0 fetches into the cache first; the others then find it there
+            self.pretrained = apply_pretrained(self.model, m, self.class_names, progress=not self.quiet)
+            if self.ddp and self.main:
+                dist_utils.barrier()
         if self.ddp:
             if cfg.train.sync_bn:
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
@@ -261,9 +273,13 @@ class Trainer:
             signal.signal(signal.SIGTERM, _raise_interrupt)
         status, last_metrics, epoch = "finished", None, self.start_epoch - 1
         try:
-            if self.load_report is not None:
-                progress.message(self.load_report.summary())
-                self._event("pretrained weights: " + self.load_report.summary().splitlines()[0])
+            for load in self.pretrained:
+                progress.message(load.report.summary())
+                self._event(load.line())
+                if self.store and self.run and self.main:
+                    self.store.add_artifact(
+                        self.run["id"], "pretrained", load.weights.path, load.provenance()
+                    )
             steps_per_epoch = max(1, len(self._loader(self.start_epoch)) // cfg.accumulate)
             total_steps = steps_per_epoch * cfg.epochs
             for epoch in range(self.start_epoch, cfg.epochs):

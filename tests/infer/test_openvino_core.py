@@ -56,13 +56,44 @@ def test_shared_core_lends_the_process_core_and_gives_it_back():
     assert ov.Core() is not core()
 
 
-def test_fp32_graph_runs_in_fp32_on_cpu(tmp_path):
-    """OpenVINO's CPU default is bf16 where the CPU has it; an FP32 artifact must give FP32 numbers everywhere."""
+@pytest.mark.parametrize(
+    ("requested", "caps", "expected"),
+    [
+        (None, ["FP32", "INT8"], "f32"),
+        ("f16", ["FP32", "INT8"], "f32"),  # AVX2-only x86 (this AMD EPYC): no f16 arithmetic
+        ("f16", ["FP32", "BF16", "INT8"], "f32"),  # AVX512-BF16 EPYC: f16 must not become bf16
+        ("f16", ["FP32", "FP16", "BF16"], "f16"),  # Sapphire Rapids AMX-FP16, ARM, iGPU
+        ("bf16", ["FP32", "BF16"], "bf16"),  # asked for by name, and the CPU has it
+        ("bf16", ["FP32"], "f32"),
+        ("f32", ["FP32", "FP16", "BF16"], "f32"),
+    ],
+)
+def test_precision_rule(requested, caps, expected):
+    from engine.infer.precision import choose_precision
+
+    assert choose_precision(requested, caps) == expected
+
+
+def test_precision_rule_rejects_unknown():
+    from engine.infer.precision import choose_precision
+
+    with pytest.raises(ValueError, match="f32, f16 or bf16"):
+        choose_precision("int4", ["FP32"])
+
+
+@pytest.mark.parametrize("requested", [None, "f32", "f16", "bf16"])
+def test_compiled_model_runs_the_rule_on_this_cpu(tmp_path, requested):
+    """Whatever this CPU is, the compiled model runs what the rule says for its capabilities (read back), and the
+    backend reports that precision, which is what bench prints and stores."""
     from engine.infer.backends import OpenVinoBackend
+    from engine.infer.openvino_core import core
+    from engine.infer.precision import choose_precision, runtime_precisions
 
     xml = _tiny_ir(tmp_path / "tiny.xml")
-    be = OpenVinoBackend(xml)
-    assert be.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
-    # a profile's hint reaches the plugin (f16 falls back to f32 on CPUs without f16 arithmetic)
-    be16 = OpenVinoBackend(xml, precision="f16")
-    assert be16.compiled.get_property("INFERENCE_PRECISION_HINT") in (ov.Type.f16, ov.Type.f32)
+    caps = core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    want = choose_precision(requested, caps)
+    be = OpenVinoBackend(xml, precision=requested)
+    assert be.compiled.get_property("INFERENCE_PRECISION_HINT") == getattr(ov.Type, want)
+    names = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
+    assert be.precision == names[want]
+    assert runtime_precisions(be.compiled) <= {names[want], "fp32"}

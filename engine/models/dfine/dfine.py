@@ -20,6 +20,9 @@ DECODER_OVERRIDES = {
     "box_noise_scale": "box_noise_scale",
 }
 
+# build_model overrides of the HGNetv2 freezing (None keeps the size's official setting)
+BACKBONE_OVERRIDES = ("freeze_at", "freeze_norm", "freeze_stem_only")
+
 
 class DFINE(nn.Module):
     """A D-FINE model. `model.decoder.num_denoising = 0` switches training-time denoising off."""
@@ -32,15 +35,18 @@ class DFINE(nn.Module):
         **overrides: int | float,
     ):
         super().__init__()
-        unknown = set(overrides) - set(DECODER_OVERRIDES)
+        unknown = set(overrides) - set(DECODER_OVERRIDES) - set(BACKBONE_OVERRIDES)
         if unknown:
-            raise ValueError(
-                f"unknown model override(s) {sorted(unknown)}; valid: {sorted(DECODER_OVERRIDES)}"
-            )
+            valid = sorted({*DECODER_OVERRIDES, *BACKBONE_OVERRIDES})
+            raise ValueError(f"unknown model override(s) {sorted(unknown)}; valid: {valid}")
         cfg = size_config(size)
         dec = cfg["decoder"]
         for key, value in overrides.items():
-            if value is not None:
+            if value is None:
+                continue
+            if key in BACKBONE_OVERRIDES:
+                cfg["backbone"][key] = value
+            else:
                 dec[DECODER_OVERRIDES[key]] = value
         self.size, self.num_classes = size, num_classes
         self.config = {

@@ -218,6 +218,7 @@ class HGNetv2(nn.Module):
         return_idx: tuple[int, ...] = (1, 2, 3),
         freeze_at: int = -1,
         freeze_norm: bool = False,
+        freeze_stem_only: bool = True,
     ):
         super().__init__()
         arch = ARCHS[name]
@@ -229,9 +230,11 @@ class HGNetv2(nn.Module):
         )
         self.out_channels = [arch["stages"][i][2] for i in self.return_idx]
         if freeze_at >= 0:
-            # the official L/X recipe freezes only the stem (freeze_stem_only)
-            for p in self.stem.parameters():
-                p.requires_grad_(False)
+            # as the official HGNetv2: the stem, and unless freeze_stem_only also stages 0..freeze_at
+            frozen = [self.stem] + ([] if freeze_stem_only else list(self.stages[: freeze_at + 1]))
+            for module in frozen:
+                for p in module.parameters():
+                    p.requires_grad_(False)
         if freeze_norm:
             _freeze_norms(self)
 

@@ -21,6 +21,7 @@ SIZES: dict[str, dict] = {
             "return_idx": (2, 3),
             "freeze_at": -1,
             "freeze_norm": False,
+            "freeze_stem_only": True,
         },
         "encoder": {
             "in_channels": [512, 1024],
@@ -53,6 +54,7 @@ SIZES: dict[str, dict] = {
             "return_idx": (1, 2, 3),
             "freeze_at": -1,
             "freeze_norm": False,
+            "freeze_stem_only": True,
         },
         "encoder": {
             "in_channels": [256, 512, 1024],
@@ -84,6 +86,7 @@ SIZES: dict[str, dict] = {
             "return_idx": (1, 2, 3),
             "freeze_at": -1,
             "freeze_norm": False,
+            "freeze_stem_only": True,
         },
         "encoder": {
             "in_channels": [384, 768, 1536],
@@ -115,6 +118,7 @@ SIZES: dict[str, dict] = {
             "return_idx": (1, 2, 3),
             "freeze_at": 0,
             "freeze_norm": True,
+            "freeze_stem_only": True,
         },
         "encoder": {
             "in_channels": [512, 1024, 2048],
@@ -146,6 +150,7 @@ SIZES: dict[str, dict] = {
             "return_idx": (1, 2, 3),
             "freeze_at": 0,
             "freeze_norm": True,
+            "freeze_stem_only": True,
         },
         "encoder": {
             "in_channels": [512, 1024, 2048],

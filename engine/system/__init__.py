@@ -1,0 +1,1 @@
+"""What this machine offers detcli: libraries, devices, precisions, disk."""
