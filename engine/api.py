@@ -1,5 +1,6 @@
 """The public Python API: `engine.train`, `engine.load` (-> a Model whose `predict` takes paths, arrays,
-folders, videos and cameras). The CLI commands are thin layers over these calls."""
+folders, videos and cameras), `engine.evaluate`, `engine.export`, `engine.bench`. The CLI commands are thin
+layers over these calls: they parse arguments and render what comes back."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ModelNotFound, TrainingFailed
+from engine.errors import ModelNotFound, TrainingFailed, UsageProblem
 from engine.infer.processing import Detections
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-MODEL_SUFFIXES = {".pt", ".pth", ".onnx", ".xml", ".engine"}
 
 
 @dataclass
@@ -128,29 +128,6 @@ def _result(run: dict, status: str, summary) -> TrainResult:
     )
 
 
-def resolve_model_path(model: str | Path, runs_dir: str | Path = "runs") -> Path:
-    """A model file or export as given, or a run name -> that run's best.pt (else last.pt)."""
-    p = Path(model)
-    if p.exists():
-        return p
-    if p.suffix.lower() in MODEL_SUFFIXES:
-        raise ModelNotFound(f"model not found: {p}")
-    from engine.runs import RunNotFound, RunStore
-
-    if (Path(runs_dir)).is_dir():
-        try:
-            run = RunStore.open(runs_dir, recover=False).resolve_run(str(model))
-        except RunNotFound as e:
-            raise ModelNotFound(f"'{model}' is neither a model file nor a run in {runs_dir}: {e}") from None
-        for fname in ("best.pt", "last.pt"):
-            if (Path(run["dir"]) / fname).exists():
-                return Path(run["dir"]) / fname
-        raise ModelNotFound(f"run '{run['name']}' has no weights yet ({run['dir']} has no best.pt/last.pt)")
-    raise ModelNotFound(
-        f"'{model}' is neither a model file (.pt/.onnx/.xml/.engine) nor a run name (no runs in {runs_dir})"
-    )
-
-
 def load(
     model: str | Path,
     runs_dir: str | Path = "runs",
@@ -158,16 +135,120 @@ def load(
     conf: float | None = None,
     backend: str | None = None,
 ) -> Model:
-    """A Model from a checkpoint, an export (.onnx/.xml/.engine) or a run name."""
+    """A Model from a checkpoint, an export (.onnx/.xml/.engine), a run name, or a weights-registry name
+    (`detcli weights list`: the official COCO/Objects365 detectors, fetched into the cache on first use)."""
     from engine.infer.predictor import Predictor
+    from engine.runs.targets import resolve_model_path
 
-    path = resolve_model_path(model, runs_dir)
+    try:
+        path = resolve_model_path(model, runs_dir)
+    except ModelNotFound:
+        from engine.weights.registry import find_entry
+
+        entry = find_entry(str(model))
+        if entry is None:
+            raise
+        return Model(registry_predictor(entry, device=device, conf=conf))
     try:
         return Model(Predictor.from_path(path, backend=backend, device=device, conf=conf))
     except FileNotFoundError as e:
         raise ModelNotFound(str(e)) from None
     except ValueError as e:
         raise ModelNotFound(str(e)) from None
+
+
+def registry_predictor(entry, device: str = "cpu", conf: float | None = None):
+    """A Predictor for an official detector file: its model built at the registry's size with its class set."""
+    from engine.infer.backends import TorchBackend
+    from engine.infer.predictor import Predictor
+    from engine.models import build_model, load_checkpoint
+    from engine.weights import resolve_weights
+    from engine.weights.registry import class_set
+
+    if entry.kind != "detector" or not entry.classes:
+        raise UsageProblem(
+            f"{entry.name} is a {entry.kind} file, not a whole detector: train from it with "
+            f"model.backbone_pretrained={entry.name}"
+        )
+    weights = resolve_weights(entry.name)
+    names, offset, rows = class_set(entry.classes)
+    model = build_model(entry.fits, num_classes=rows)
+    load_checkpoint(model, weights.path)
+    # label i of the head is class i - offset of the set (Objects365's head has a leading background row)
+    labels = ["background"] * offset + list(names)
+    labels += [f"class{i}" for i in range(len(labels), rows)]
+    meta = {"class_names": labels, "imgsz": [640, 640], "keep_ratio": False, "best_conf": None}
+    return Predictor(TorchBackend.from_model(model, device), meta, conf)
+
+
+def evaluate(
+    run_or_model: str | Path,
+    split: str = "val",
+    runs_dir: str | Path = "runs",
+    data_root: str | Path | None = None,
+    conf: float | None = None,
+    iou: float | None = None,
+    max_det: int | None = None,
+    backend: str | None = None,
+    save_vis: int = 0,
+    out_dir: str | Path | None = None,
+    echo: Callable[[str], None] = print,
+):
+    """Score a run, a checkpoint or an export as `detcli eval` does: an EvalResult with COCO mAP (map50_95,
+    map50, ...) and precision/recall/F1/IoU at the production threshold; recorded on the model's run."""
+    from engine.evaluation import evaluate_model
+
+    return evaluate_model(
+        run_or_model, split, runs_dir, data_root, conf, iou, max_det, backend, save_vis, out_dir, echo
+    )
+
+
+def export(
+    run_or_model: str | Path,
+    format: str = "onnx",  # the name users know from `detcli export --format`
+    half: bool = False,
+    int8: bool = False,
+    imgsz: tuple[int, int] | None = None,
+    dynamic: bool = False,
+    simplify: bool = False,
+    out_dir: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+):
+    """Export a run's best weights (or a .pt) as onnx / openvino / tensorrt, as `detcli export` does.
+
+    Returns an ExportResult: `path`, the file's `precision`, and `runs_precision` on `runs_on`, the precision
+    the compiled model really runs in on this machine (read back; an fp16 OpenVINO file runs fp32 on a CPU
+    without f16 arithmetic)."""
+    from engine.export.recorded import export_model
+
+    return export_model(run_or_model, format, half, int8, imgsz, dynamic, simplify, out_dir, runs_dir)
+
+
+def bench(
+    run_or_model: str | Path,
+    device: str = "auto",
+    runs_dir: str | Path = "runs",
+    backends: list[str] | tuple[str, ...] | None = None,
+    compare: bool = False,
+    images: str | Path | None = None,
+    runs: int = 200,
+    warmup: int = 20,
+    dynamic: bool = False,
+    accuracy: bool = False,
+    echo: Callable[[str], None] = print,
+    progress: Callable[[str, int, int], None] | None = None,
+):
+    """Time a model on this machine with a device profile, as `detcli bench` does (exports made as needed).
+
+    Returns a BenchTable: `rows` (one BenchRow per backend: read/pre/infer/post, mean, p50, p95, FPS, and the
+    precision the compiled model really runs), each also stored in the run history."""
+    from engine.bench.local import BenchTable, bench_here, plan_bench
+
+    plan = plan_bench(run_or_model, device, backends, compare, images, runs_dir)
+    for note in plan.notes:
+        echo(f"warning: {note}")
+    rows = bench_here(plan, runs, warmup, dynamic, accuracy, echo, progress)
+    return BenchTable(plan.profile.name, rows, plan.notes)
 
 
 @dataclass
@@ -194,17 +275,17 @@ class Model:
     def conf(self) -> float:
         return self.predictor.conf
 
-    def predict(self, source: Any, conf: float | None = None) -> Detections | list[Detections]:
-        """Detections for one image (path or array) or a list of them; a folder gives a list in sorted order.
+    def predict(
+        self, source: Any, conf: float | None = None
+    ) -> Detections | list[Detections] | Iterator[Prediction]:
+        """Detections for one image (path or BGR array) or a list of them; a folder gives a list in sorted order.
 
-        A video file or a camera index streams: use `stream(source)` for those (one Prediction per frame).
-        """
+        A video file or a camera index streams: an iterator of Prediction (`frame`, `image`, `detections`),
+        one per frame, read as it is consumed (the same as `stream(source)`)."""
         if isinstance(source, np.ndarray):
             return self._named(self.predictor.predict(source, conf))
-        if isinstance(source, int) or (isinstance(source, (str, Path)) and _is_video(source)):
-            raise TypeError(
-                "a video or camera streams: iterate model.stream(source) for one result per frame"
-            )
+        if isinstance(source, int) or (isinstance(source, (str, Path)) and is_video(source)):
+            return self.stream(source, conf)
         if isinstance(source, (list, tuple)):
             return [self.predict(s, conf) for s in source]
         p = Path(source)
@@ -217,7 +298,7 @@ class Model:
 
     def stream(self, source: Any, conf: float | None = None) -> Iterator[Prediction]:
         """One Prediction per image of a file/folder/list, or per frame of a video or camera, read lazily."""
-        if isinstance(source, int) or (isinstance(source, (str, Path)) and _is_video(source)):
+        if isinstance(source, int) or (isinstance(source, (str, Path)) and is_video(source)):
             yield from self._frames(source, conf)
             return
         from engine.data.formats.yolo import IMAGE_SUFFIXES
@@ -257,5 +338,6 @@ class Model:
         return det
 
 
-def _is_video(source: str | Path) -> bool:
+def is_video(source: str | Path) -> bool:
+    """Whether `source` names a video file (by its suffix)."""
     return Path(source).suffix.lower() in VIDEO_SUFFIXES

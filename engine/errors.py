@@ -25,3 +25,21 @@ class TrainingFailed(DetcliError, RuntimeError):
     """Training stopped for a reason the user must act on, or its workers failed (the message says which)."""
 
     exit_code = 1
+
+
+class EvaluationFailed(DetcliError, RuntimeError):
+    """An evaluation could not run: its dataset or split is missing or unreadable (the message names it)."""
+
+    exit_code = 1
+
+
+class ExportFailed(DetcliError, RuntimeError):
+    """An export could not be made (a runtime missing, an unsupported combination): the message says which."""
+
+    exit_code = 1
+
+
+class BenchFailed(DetcliError, RuntimeError):
+    """No backend the profile asks for could run on this machine."""
+
+    exit_code = 1

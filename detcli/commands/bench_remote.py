@@ -8,11 +8,11 @@ import click
 
 
 def _entries(profile, artifacts: dict[str, Path]) -> list[dict]:
-    from detcli.commands.bench import _backend_setup
+    from engine.bench.local import backend_setup
 
     out = []
     for backend, artifact in artifacts.items():
-        precision, kw, device = _backend_setup(profile, backend)
+        precision, kw, device = backend_setup(profile, backend)
         fallback = profile.options.get(backend, {}).get("fallback_device", "CPU")
         out.append(
             {
@@ -29,11 +29,7 @@ def _entries(profile, artifacts: dict[str, Path]) -> list[dict]:
 
 def bench_elsewhere(
     console,
-    profile,
-    artifacts: dict[str, Path],
-    run: dict | None,
-    store,
-    images: list[Path],
+    plan,
     runs: int,
     warmup: int,
     host: str | None,
@@ -43,15 +39,19 @@ def bench_elsewhere(
     timeout: float,
     bundle: str | None,
     accuracy: bool,
-    cfg,
     compare: bool,
 ) -> None:
-    """Run on `host` over SSH and record the rows, or write a `bundle` zip for a machine without SSH."""
+    """Run `plan` (engine.bench.local.plan_bench) on `host` over SSH and record the rows, or write a `bundle` zip
+    for a machine without SSH."""
     from engine.bench.bundle import write_bundle
+    from engine.bench.local import artifact_for
     from engine.bench.remote import RemoteError, RemoteTarget, bench_remote
 
     if accuracy:
         raise click.UsageError("--accuracy with --host/--bundle is not supported yet: run `detcli eval` here")
+    profile, run, store, images = plan.profile, plan.run, plan.store, plan.images
+    # the target runs exports only, no PyTorch there
+    artifacts = {b: artifact_for(plan, b, False, console.print) for b in plan.backends if b != "torch"}
     if not artifacts:
         raise click.UsageError("no exported backend to run on the target (PyTorch is not shipped there)")
     entries = _entries(profile, artifacts)

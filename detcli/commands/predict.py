@@ -39,13 +39,13 @@ def predict_cmd(
 
     from detcli.cli import runs_dir_from
     from detcli.console import make_console
-    from engine.api import _is_video, load
+    from engine.api import is_video, load
 
     with engine_errors():
         mdl = load(model, runs_dir=runs_dir_from(ctx), conf=conf)
     src = Path(source)
     out = Path(out_dir)
-    video = src.is_file() and _is_video(src)
+    video = src.is_file() and is_video(src)
     if video:
         cap = cv2.VideoCapture(str(src))
         n_items, fps = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS) or 25.0

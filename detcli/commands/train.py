@@ -48,7 +48,11 @@ def train_cmd(
     runs_dir = runs_dir_from(ctx)
     rank = int(os.environ.get("RANK", "0"))
     echo = click.echo if rank == 0 else (lambda *a, **k: None)
-    fit = (lambda trainer: _train_with_tui(trainer, runs_dir, trainer.run["name"])) if tui and rank == 0 else None
+    fit = (
+        (lambda trainer: _train_with_tui(trainer, runs_dir, trainer.run["name"]))
+        if tui and rank == 0
+        else None
+    )
     with config_errors(), run_errors(), engine_errors(), weights_errors():
         result = train(
             preset=preset,
