@@ -7,7 +7,6 @@ cheap (the remote bench runner imports this package with only numpy and OpenCV a
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
 import types
@@ -39,12 +38,24 @@ __all__ = sorted(_PUBLIC)
 
 class _CallAndPackage:
     """`engine.train` etc.: calling it is the public call; its attributes are the subpackage's, so
-    `engine.train.trainer` and `import engine.train.trainer as t` keep working."""
+    `engine.train.trainer` and `import engine.train.trainer as t` keep working.
+
+    The call is imported on first use: the remote bench runner imports engine.bench with no engine.api shipped."""
 
     def __init__(self, name: str):
         self._name = name
-        self._call = getattr(importlib.import_module(_PUBLIC[name]), name)
-        functools.update_wrapper(self, self._call)
+
+    @property
+    def _call(self) -> Any:
+        return getattr(importlib.import_module(_PUBLIC[self._name]), self._name)
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]  # help(engine.train) shows the call's docstring
+        return self._call.__doc__
+
+    @property
+    def __wrapped__(self) -> Any:  # inspect.signature(engine.train) is the call's
+        return self._call
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._call(*args, **kwargs)
