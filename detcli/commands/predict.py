@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from detcli.errors import engine_errors
+from detcli.errors import engine_errors, weights_errors
 
 
 @click.command("predict")
@@ -41,7 +41,7 @@ def predict_cmd(
     from detcli.console import make_console
     from engine.api import is_video, load
 
-    with engine_errors():
+    with engine_errors(), weights_errors():
         mdl = load(model, runs_dir=runs_dir_from(ctx), conf=conf)
     src = Path(source)
     out = Path(out_dir)

@@ -65,6 +65,35 @@ def test_load_of_unknown_thing_is_a_typed_error(tmp_path):
     assert r.exit_code == 1 and "neither a model file" in r.output
 
 
+def _official_nano(cache: Path) -> None:
+    """dfine-n with random weights saved in the official layout under its registry file name, in the cache."""
+    import torch
+
+    from engine.models import build_model
+
+    torch.manual_seed(0)
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": build_model("dfine-n", num_classes=80).state_dict()}, cache / "dfine_n_coco.pth")
+
+
+def test_load_takes_a_weights_registry_name(tmp_path, monkeypatch):
+    from engine.weights.registry import class_set
+
+    monkeypatch.setenv("DETCLI_WEIGHTS_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("DETCLI_WEIGHTS_MIRROR", raising=False)
+    _official_nano(tmp_path / "cache")
+    model = engine.load("dfine-n-coco", runs_dir=tmp_path / "runs", conf=0.0)
+    coco = list(class_set("coco")[0])
+    assert model.names[: len(coco)] == coco
+    image = np.random.default_rng(0).integers(0, 255, (180, 240, 3), np.uint8)
+    dets = model.predict(image)
+    assert len(dets) > 0 and dets.boxes.shape[1] == 4
+    assert (dets.boxes[:, [0, 2]] <= 240 + 1).all() and (dets.boxes[:, [1, 3]] <= 180 + 1).all()
+    assert set(dets.names) <= set(coco)
+    with pytest.raises(engine.UsageProblem, match="backbone_pretrained"):
+        engine.load("hgnetv2-b0", runs_dir=tmp_path / "runs")
+
+
 def test_train_without_preset_is_a_usage_problem(tmp_path):
     with pytest.raises(engine.UsageProblem, match="--preset"):
         engine.train(runs_dir=tmp_path)
@@ -157,13 +186,13 @@ def test_predict_path_array_and_video(trained):
 
     frames = [cv2.imread(str(p)) for p in images]
     video = _video(trained["base"] / "clip.mp4", frames)
-    results = model.stream(video)
+    results = model.predict(video)
     assert iter(results) is results  # a generator: frames are read as they are consumed
     results = list(results)
     assert [r.frame for r in results] == list(range(len(frames)))
     assert all(r.detections is not None for r in results)
-    with pytest.raises(TypeError, match="stream"):
-        model.predict(video)
+    streamed = list(model.stream(video))
+    assert [len(r.detections) for r in streamed] == [len(r.detections) for r in results]
 
     out = trained["base"] / "pred"
     r = CliRunner().invoke(
@@ -187,10 +216,90 @@ def test_predict_path_array_and_video(trained):
 
 
 @pytest.mark.slow
-def test_docs_python_examples_run(trained):
-    """Every ```python block of docs/python-api.md, in order, on the demo data with tiny settings."""
+def test_evaluate_export_bench_match_the_commands(trained):
+    """engine.evaluate is `detcli eval`'s result; engine.export says the precision the model runs in here (read
+    back from OpenVINO, not the one asked for); engine.bench times and records as `detcli bench`."""
+    runs = trained["runs"]
+    res = engine.evaluate("py-1", split="val", runs_dir=runs, echo=lambda line: None)
+    r = CliRunner().invoke(cli, ["--runs-dir", str(runs), "eval", "py-1", "--json"])
+    assert r.exit_code == 0, r.output
+    cli_res = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("map50_95", "map50", "precision", "recall", "f1", "conf"):
+        assert getattr(res, key) == pytest.approx(cli_res[key]), key
+    assert res.run == "py-1" and res.split == "val" and res.backend == "torch"
+    with pytest.raises(engine.EvaluationFailed):
+        engine.evaluate(
+            "py-1", runs_dir=runs, data_root=trained["base"] / "no-such-data", echo=lambda line: None
+        )
+
+    import openvino as ov
+
+    from engine.infer.precision import choose_precision, device_capabilities
+
+    xml = engine.export("py-1", format="openvino", half=True, runs_dir=runs)
+    expected = {"f16": "fp16", "f32": "fp32"}[choose_precision("f16", device_capabilities(ov.Core(), "CPU"))]
+    assert xml.path.suffix == ".xml" and xml.precision == "fp16"
+    assert (xml.runs_on, xml.runs_precision) == ("CPU", expected)
+    assert (xml.runs_note is None) == (expected == "fp16")
+    r = CliRunner().invoke(
+        cli,
+        [
+            "--runs-dir",
+            str(runs),
+            "export",
+            "py-1",
+            "--format",
+            "openvino",
+            "--half",
+            "--out",
+            str(runs / "x"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert f"runs {expected} on CPU" in r.output
+    assert ("(file fp16)" in r.output) == (expected != "fp16")
+    with pytest.raises(engine.UsageProblem, match="already an export"):
+        engine.export(xml.path, format="onnx", runs_dir=runs)
+
+    table = engine.bench(
+        "py-1",
+        device="cpu",
+        runs_dir=runs,
+        backends=["torch", "onnx"],
+        runs=3,
+        warmup=1,
+        echo=lambda line: None,
+    )
+    assert [row.backend for row in table] == ["torch", "onnx"]
+    assert all(row.mean_ms > 0 and row.fps > 0 for row in table)
+    show = json.loads(
+        CliRunner().invoke(cli, ["--runs-dir", str(runs), "runs", "show", "py-1", "--json"]).output
+    )
+    assert {b["backend"] for b in show["benchmarks"]} >= {"torch", "onnx"}
+    assert any(
+        a["kind"] == "export" and a["meta"].get("runs_precision") == expected for a in show["artifacts"]
+    )
+
+
+@pytest.mark.slow
+def test_docs_python_examples_run(trained, tmp_path, monkeypatch):
+    """Every ```python block of docs/python-api.md, in order, on the demo data with tiny settings (the registry
+    detector is our dfine-n in the official layout, put in a fresh weights cache)."""
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "python-api.md").read_text(), re.S)
-    assert len(blocks) >= 3
+    calls = "".join(blocks)
+    for call in (
+        "engine.train(",
+        "engine.load(",
+        ".predict(",
+        ".stream(",
+        "engine.evaluate(",
+        "engine.export(",
+    ):
+        assert call in calls, call
+    assert "engine.bench(" in calls and 'engine.load("dfine-n-coco")' in calls
+    monkeypatch.setenv("DETCLI_WEIGHTS_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("DETCLI_WEIGHTS_MIRROR", raising=False)
+    _official_nano(tmp_path / "cache")
     images = sorted((trained["data"] / "images").rglob("*.jpg"))[:3]
     runs = trained["base"] / "docs-runs"
     ns = {
