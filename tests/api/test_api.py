@@ -216,9 +216,8 @@ def test_predict_path_array_and_video(trained):
 
 
 @pytest.mark.slow
-def test_evaluate_export_bench_match_the_commands(trained):
-    """engine.evaluate is `detcli eval`'s result; engine.export says the precision the model runs in here (read
-    back from OpenVINO, not the one asked for); engine.bench times and records as `detcli bench`."""
+def test_evaluate_is_the_eval_command(trained):
+    """engine.evaluate gives `detcli eval`'s numbers (the command calls it) and names what it scored."""
     runs = trained["runs"]
     res = engine.evaluate("py-1", split="val", runs_dir=runs, echo=lambda line: None)
     r = CliRunner().invoke(cli, ["--runs-dir", str(runs), "eval", "py-1", "--json"])
@@ -232,10 +231,16 @@ def test_evaluate_export_bench_match_the_commands(trained):
             "py-1", runs_dir=runs, data_root=trained["base"] / "no-such-data", echo=lambda line: None
         )
 
+
+@pytest.mark.slow
+def test_export_says_the_precision_it_runs_in(trained):
+    """engine.export and `detcli export` report the precision OpenVINO really compiles to here (the precision
+    rule: fp16 only on a CPU with native f16), not the one asked for; the run records both."""
     import openvino as ov
 
     from engine.infer.precision import choose_precision, device_capabilities
 
+    runs = trained["runs"]
     xml = engine.export("py-1", format="openvino", half=True, runs_dir=runs)
     expected = {"f16": "fp16", "f32": "fp32"}[choose_precision("f16", device_capabilities(ov.Core(), "CPU"))]
     assert xml.path.suffix == ".xml" and xml.precision == "fp16"
@@ -261,6 +266,17 @@ def test_evaluate_export_bench_match_the_commands(trained):
     with pytest.raises(engine.UsageProblem, match="already an export"):
         engine.export(xml.path, format="onnx", runs_dir=runs)
 
+    show = json.loads(
+        CliRunner().invoke(cli, ["--runs-dir", str(runs), "runs", "show", "py-1", "--json"]).output
+    )
+    assert any(
+        a["kind"] == "export" and a["meta"].get("runs_precision") == expected for a in show["artifacts"]
+    )
+
+
+@pytest.mark.slow
+def test_bench_times_and_records_each_backend(trained):
+    runs = trained["runs"]
     table = engine.bench(
         "py-1",
         device="cpu",
@@ -276,9 +292,8 @@ def test_evaluate_export_bench_match_the_commands(trained):
         CliRunner().invoke(cli, ["--runs-dir", str(runs), "runs", "show", "py-1", "--json"]).output
     )
     assert {b["backend"] for b in show["benchmarks"]} >= {"torch", "onnx"}
-    assert any(
-        a["kind"] == "export" and a["meta"].get("runs_precision") == expected for a in show["artifacts"]
-    )
+    with pytest.raises(engine.UsageProblem, match="needs an NVIDIA GPU"):
+        engine.bench("py-1", device="rtx3060", runs_dir=runs, echo=lambda line: None)
 
 
 @pytest.mark.slow
