@@ -142,12 +142,14 @@ def load(
 
     try:
         path = resolve_model_path(model, runs_dir)
-    except ModelNotFound:
+    except ModelNotFound as e:
         from engine.weights.registry import find_entry
 
         entry = find_entry(str(model))
         if entry is None:
-            raise
+            if Path(model).suffix:  # a file name: the registry is no place to look
+                raise
+            raise ModelNotFound(f"{e}; nor a name in `detcli weights list`") from None
         return Model(registry_predictor(entry, device=device, conf=conf))
     try:
         return Model(Predictor.from_path(path, backend=backend, device=device, conf=conf))
