@@ -41,3 +41,16 @@ def weights_errors() -> Iterator[None]:
         raise click.UsageError(str(e)) from None
     except WeightsError as e:
         raise click.ClickException(str(e)) from None
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """The engine's typed errors: a wrong call is a usage error (exit 2), anything else a failure (exit 1)."""
+    from engine.errors import DetcliError
+
+    try:
+        yield
+    except DetcliError as e:
+        if e.exit_code == 2:
+            raise click.UsageError(str(e)) from None
+        raise click.ClickException(str(e)) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -11,48 +11,13 @@ import cv2
 from engine.config import RunConfig
 from engine.data.dataset import build_dataset
 from engine.data.decode import read_image
+from engine.errors import DetcliError, EvaluationFailed, UsageProblem
 from engine.metrics import DetectionEvaluator, EvalResult
 from engine.metrics.gallery import draw_detections, grid
-from engine.models.checkpoint import read_checkpoint
 from engine.runs import RunStore
+from engine.runs.targets import ResolvedTarget, resolve_target
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ResolvedTarget:
-    path: Path  # the model file
-    backend: str
-    config: RunConfig
-    run: dict | None
-    out_dir: Path
-
-
-def resolve_target(target: str, store: RunStore) -> ResolvedTarget:
-    """A run name (its best.pt), or a .pt/.onnx/.xml/.engine file (its run found through the metadata)."""
-    from engine.infer.predictor import backend_for
-
-    path = Path(target)
-    if not path.exists():
-        run = store.resolve_run(target)  # raises RunNotFound with suggestions
-        best = Path(run["dir"]) / "best.pt"
-        if not best.is_file():
-            raise FileNotFoundError(f"run '{run['name']}' has no best.pt yet (it has not finished an epoch)")
-        return ResolvedTarget(best, "torch", RunConfig.model_validate(run["config"]), run, Path(run["dir"]))
-    backend = backend_for(path)
-    if backend == "torch":
-        ck = read_checkpoint(path)
-        cfg_dict, run_name = ck.get("config"), ck.get("run_name")
-    else:
-        from engine.export.metadata import read_metadata
-
-        meta = read_metadata(path)
-        run_name, cfg_dict = meta.get("run_name"), None
-    run = store.get_run(run_name) if run_name else None
-    if cfg_dict is None and run is not None:
-        cfg_dict = run["config"]
-    cfg = RunConfig.model_validate(cfg_dict) if cfg_dict else RunConfig()
-    return ResolvedTarget(path, backend, cfg, run, Path(run["dir"]) if run else path.parent)
 
 
 def evaluate_target(
@@ -97,6 +62,70 @@ def evaluate_target(
     result.skipped = skipped
     if save_vis and vis_dir is not None:
         save_visualisations(result, kept, dataset.class_names, cfg.eval.conf, vis_dir, save_vis)
+    return result
+
+
+def evaluate_model(
+    target: str | Path,
+    split: str = "val",
+    runs_dir: str | Path = "runs",
+    data_root: str | Path | None = None,
+    conf: float | None = None,
+    iou: float | None = None,
+    max_det: int | None = None,
+    backend: str | None = None,
+    save_vis: int = 0,
+    out_dir: str | Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> EvalResult:
+    """Score a run (its best.pt), a checkpoint or an export on a split of its dataset (or `data_root`).
+
+    Pictures (with save_vis) go to `out_dir`, by default the run folder's `eval-<split>/`; a model that belongs
+    to a run gets the scores recorded in its history (an `eval` artifact and an event)."""
+    store = RunStore.open(runs_dir)
+    resolved = resolve_target(target, store)
+    cfg: RunConfig = resolved.config
+    overrides = {"conf": conf, "iou": iou, "max_det": max_det}
+    cfg.eval = cfg.eval.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    if data_root:
+        cfg.data = cfg.data.model_copy(update={"root": Path(data_root)})
+    if cfg.data.root is None:
+        raise UsageProblem(f"{target}: no dataset known for this model; pass --data ROOT (data_root=)")
+    out = Path(out_dir) if out_dir else resolved.out_dir / f"eval-{split}"
+    used = backend or resolved.backend
+    echo(f"evaluating {resolved.path} ({resolved.backend}) on {cfg.data.root} [{split}]")
+    try:
+        result = evaluate_target(resolved, cfg, split, backend=backend, save_vis=save_vis, vis_dir=out)
+    except DetcliError:
+        raise
+    except (FileNotFoundError, ValueError) as e:  # a dataset folder or split file that is not there
+        raise EvaluationFailed(str(e)) from None
+    result.run = resolved.run["name"] if resolved.run else None
+    result.model, result.backend, result.split = str(resolved.path), used, split
+    result.data_root, result.out_dir = str(cfg.data.root), str(out)
+    if resolved.run is not None:
+        store.add_artifact(
+            resolved.run["id"],
+            "eval",
+            out,
+            {
+                "split": split,
+                "backend": used,
+                "map50": result.map50,
+                "map50_95": result.map50_95,
+                "precision": result.precision,
+                "recall": result.recall,
+                "f1": result.f1,
+                "conf": result.conf,
+                "best_conf": result.best_conf,
+                "model": str(resolved.path),
+            },
+        )
+        store.log_event(
+            resolved.run["id"],
+            f"eval on {split} ({used}): mAP50 {result.map50:.4f} F1 {result.f1:.4f} at conf {result.conf:g}"
+            + (f" ({len(result.skipped)} unreadable image(s) not scored)" if result.skipped else ""),
+        )
     return result
 
 

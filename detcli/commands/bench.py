@@ -2,61 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import click
 
-from detcli.commands.export import resolve_weights
-
-CPU_BACKENDS = ("torch", "onnx", "openvino")
-
-
-def _artifact_for(
-    backend: str, weights: Path, run: dict | None, store, precision: str, dynamic: bool, echo
-) -> Path:
-    """The run's existing export for this backend, or a fresh one next to the weights."""
-    from engine.export.run_export import export_checkpoint
-
-    if backend == "torch":
-        return weights
-    fmt = {"onnx": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}[backend]
-    if run is not None:
-        for a in reversed(store.artifacts(run["id"], "export")):
-            m = a["meta"]
-            if (
-                m.get("format") == fmt
-                and m.get("precision") == precision
-                and bool(m.get("dynamic")) == dynamic
-                and Path(a["path"]).exists()
-            ):
-                return Path(a["path"])
-    echo(f"exporting {fmt} {precision} for the benchmark ...")
-    res = export_checkpoint(weights, fmt, half=precision == "fp16", dynamic=dynamic)
-    if run is not None:
-        store.add_artifact(
-            run["id"],
-            "export",
-            res.path,
-            {"format": fmt, "precision": precision, "imgsz": list(res.imgsz), "dynamic": dynamic},
-        )
-    return res.path
-
-
-def _backend_setup(profile, backend: str) -> tuple[str, dict, str]:
-    """(precision, backend options, device) the profile asks of `backend`."""
-    opts = dict(profile.options.get(backend, {}))
-    precision = "fp16" if opts.get("half") or opts.get("precision_hint") == "f16" else "fp32"
-    kw = (
-        {
-            "hint": opts.get("hint", "LATENCY"),
-            "threads": opts.get("threads"),
-            "precision": opts.get("precision_hint"),
-        }
-        if backend == "openvino"
-        else {}
-    )
-    return precision, kw, str(opts.get("device", "cpu"))
+from detcli.errors import engine_errors, run_errors
 
 
 @click.command("bench")
@@ -148,65 +98,29 @@ def bench_cmd(
         return
     from rich.progress import Progress
 
+    from detcli.cli import runs_dir_from
     from detcli.console import make_console
-    from engine.bench.profiles import ProfileError, load_profile
-    from engine.bench.record import benchmark_record
-    from engine.bench.runner import bench_predictor, host_cpu
-    from engine.config import RunConfig
-    from engine.data.formats.yolo import IMAGE_SUFFIXES, split_images
-    from engine.infer import Predictor
+    from engine.bench.local import plan_bench
 
     console = make_console()
-    try:
-        profile = load_profile(device_profile, here=not (host or bundle))
-    except ProfileError as e:
-        raise click.UsageError(str(e)) from None
-    for note in profile.notes:
-        console.print(f"[yellow]warning:[/yellow] {note}")
-
-    path = Path(model)
-    if path.suffix in (".onnx", ".xml", ".engine"):
-        from detcli.cli import runs_dir_from
-        from engine.infer.predictor import backend_for
-        from engine.runs import RunStore
-
-        weights, run, store = path, None, RunStore.open(runs_dir_from(ctx))
-        chosen = [backend_for(path)]
-    else:
-        weights, run, store = resolve_weights(ctx, model)
-        chosen = list(backends) or (list(CPU_BACKENDS) if compare else profile.backends)
-        if compare and profile.name in ("cuda", "rtx3060"):
-            chosen = ["tensorrt", *CPU_BACKENDS]
-    cfg = RunConfig.model_validate(run["config"]) if run else None
-    if images_dir:
-        images = sorted(p for p in Path(images_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    elif cfg and cfg.data.root:
-        images = split_images(Path(cfg.data.root), cfg.data.val_split)
-    else:
-        raise click.UsageError("no images to read: pass --images DIR")
-    if not images:
-        raise click.UsageError("no images found to benchmark with")
-
     if host or bundle:
         from detcli.commands.bench_remote import bench_elsewhere
 
-        artifacts = {}
-        for b in [b for b in chosen if b != "torch"]:  # the target runs exports only, no PyTorch there
-            prec = _backend_setup(profile, b)[0]
-            artifacts[b] = (
-                weights
-                if path.suffix in (".onnx", ".xml", ".engine")
-                else _artifact_for(
-                    b, weights, run, store, prec if b != "onnx" else "fp32", False, console.print
-                )
+        with run_errors(), engine_errors():
+            plan = plan_bench(
+                model,
+                device=device_profile,
+                backends=backends,
+                compare=compare,
+                images=images_dir,
+                runs_dir=runs_dir_from(ctx),
+                here=False,
             )
+        for note in plan.notes:
+            console.print(f"[yellow]warning:[/yellow] {note}")
         bench_elsewhere(
             console,
-            profile,
-            artifacts,
-            run,
-            store,
-            images,
+            plan,
             runs,
             warmup,
             host,
@@ -216,94 +130,49 @@ def bench_cmd(
             remote_timeout,
             bundle,
             accuracy,
-            cfg,
             compare,
         )
         return
-    rows = []
-    for backend in chosen:
-        precision, kw, device = _backend_setup(profile, backend)
-        artifact = (
-            weights
-            if path.suffix in (".onnx", ".xml", ".engine")
-            else _artifact_for(
-                backend,
-                weights,
-                run,
-                store,
-                precision if backend != "onnx" else "fp32",
-                dynamic,
-                console.print,
+    from engine.api import bench
+
+    def say(line: str) -> None:
+        if line.startswith(("warning: ", "skipping ")):  # the engine's notices: coloured as before
+            head, rest = line.split(": ", 1)
+            line = f"[yellow]{head}:[/yellow] {rest}"
+        console.print(line)
+
+    with Progress(console=console, transient=True) as prog:
+        tasks: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = prog.add_task(label, total=total)
+            prog.update(tasks[label], completed=done, total=total)
+
+        with run_errors(), engine_errors():
+            table = bench(
+                model,
+                device=device_profile,
+                runs_dir=runs_dir_from(ctx),
+                backends=backends,
+                compare=compare,
+                images=images_dir,
+                runs=runs,
+                warmup=warmup,
+                dynamic=dynamic,
+                accuracy=accuracy,
+                echo=say,
+                progress=progress,
             )
-        )
-        # --dynamic times the letterbox run and the cut-padding run of the same graph: the drop is the point
-        for cut in (False, True) if dynamic else (False,):
-            try:
-                predictor = Predictor.from_path(
-                    artifact, backend=backend, device=device, cut_padding=cut, **kw
-                )
-            except (ImportError, RuntimeError, ValueError) as e:
-                console.print(f"[yellow]skipping {backend}:[/yellow] {e}")
-                continue
-            with Progress(console=console, transient=True) as prog:
-                task = prog.add_task(
-                    f"{backend} {precision}{' cut padding' if cut else ''}", total=warmup + runs
-                )
-                row = bench_predictor(
-                    predictor,
-                    images,
-                    runs,
-                    warmup,
-                    str(device),
-                    precision,
-                    str(artifact),
-                    progress=lambda d, t, task=task: prog.update(task, completed=d, total=t),
-                )
-            if accuracy and cfg is not None and not cut:
-                from engine.evaluation import ResolvedTarget, evaluate_target
-
-                res = evaluate_target(
-                    ResolvedTarget(Path(artifact), backend, cfg, run, Path(run["dir"])),
-                    cfg,
-                    "val",
-                    backend=backend,
-                )
-                row.notes.append(f"F1 {res.f1:.4f} mAP50 {res.map50:.4f}")
-                row_acc = {"f1": res.f1, "map50": res.map50}
-            else:
-                row_acc = {}
-            if cut:
-                row.imgsz += " cut"
-            rows.append(row)
-            if store is not None:
-                store.add_benchmark(
-                    benchmark_record(
-                        row.to_dict(),
-                        run_id=run["id"] if run else None,
-                        artifact=str(artifact),
-                        profile=profile.name,
-                        host_cpu=host_cpu(),
-                        host_gpu=_gpu_name(),
-                        extra={"dynamic": dynamic, "cut_padding": cut, **row_acc},
-                    )
-                )
-    if not rows:
-        raise click.ClickException("no backend could run on this machine")
-    _print_table(console, rows, profile.name, compare or len(rows) > 1)
+    _print_table(console, table.rows, table.profile, compare or len(table.rows) > 1)
     if dynamic:
-        for full, cut in itertools.pairwise(rows):
-            if full.backend == cut.backend and cut.imgsz.endswith(" cut") and not full.imgsz.endswith(" cut"):
-                drop = 100 * (1 - cut.mean_ms / full.mean_ms)
-                console.print(
-                    f"cut padding on {cut.backend}: {full.mean_ms:.1f} -> {cut.mean_ms:.1f} ms per image "
-                    f"({-drop:+.0f}% latency)"
-                )
+        from engine.bench.local import cut_padding_drops
 
-
-def _gpu_name() -> str | None:
-    import torch
-
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        for backend, full_ms, cut_ms in cut_padding_drops(table.rows):
+            drop = 100 * (1 - cut_ms / full_ms)
+            console.print(
+                f"cut padding on {backend}: {full_ms:.1f} -> {cut_ms:.1f} ms per image ({-drop:+.0f}% latency)"
+            )
 
 
 def _print_table(console, rows, profile: str, ratios: bool, where: str | None = None) -> None:

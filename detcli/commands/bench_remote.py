@@ -6,34 +6,12 @@ from pathlib import Path
 
 import click
 
-
-def _entries(profile, artifacts: dict[str, Path]) -> list[dict]:
-    from detcli.commands.bench import _backend_setup
-
-    out = []
-    for backend, artifact in artifacts.items():
-        precision, kw, device = _backend_setup(profile, backend)
-        fallback = profile.options.get(backend, {}).get("fallback_device", "CPU")
-        out.append(
-            {
-                "artifact": str(artifact),
-                "backend": backend,
-                "device": device,
-                "precision": precision,
-                "options": kw,
-                "fallback_device": fallback,
-            }
-        )
-    return out
+from detcli.errors import engine_errors
 
 
 def bench_elsewhere(
     console,
-    profile,
-    artifacts: dict[str, Path],
-    run: dict | None,
-    store,
-    images: list[Path],
+    plan,
     runs: int,
     warmup: int,
     host: str | None,
@@ -43,61 +21,44 @@ def bench_elsewhere(
     timeout: float,
     bundle: str | None,
     accuracy: bool,
-    cfg,
     compare: bool,
 ) -> None:
-    """Run on `host` over SSH and record the rows, or write a `bundle` zip for a machine without SSH."""
+    """Run `plan` (engine.bench.local.plan_bench) on `host` over SSH and record the rows, or write a `bundle` zip
+    for a machine without SSH."""
     from engine.bench.bundle import write_bundle
+    from engine.bench.elsewhere import remote_jobs
     from engine.bench.remote import RemoteError, RemoteTarget, bench_remote
 
     if accuracy:
         raise click.UsageError("--accuracy with --host/--bundle is not supported yet: run `detcli eval` here")
-    if not artifacts:
-        raise click.UsageError("no exported backend to run on the target (PyTorch is not shipped there)")
-    entries = _entries(profile, artifacts)
-    meta = {"run_id": run["id"] if run else None, "device_profile": profile.name, "host": host}
+    with engine_errors():
+        entries, meta = remote_jobs(plan, host, console.print)
     if bundle:
         meta["host"] = "bundle"
-        out = write_bundle(Path(bundle), entries, images, runs, warmup, meta)
+        out = write_bundle(Path(bundle), entries, plan.images, runs, warmup, meta)
         console.print(
             f"wrote {out}: unzip on the target, run detcli-bench/run.sh, then `detcli bench import results.json`"
         )
         return
     target = RemoteTarget(host, remote_python, Path(ssh_config) if ssh_config else None, timeout)
-    console.print(f"benchmarking {', '.join(artifacts)} on {host} ...")
+    console.print(f"benchmarking {', '.join(e['backend'] for e in entries)} on {host} ...")
     try:
         with console.status(f"running on {host}"):
-            data = bench_remote(target, entries, images, runs, warmup, setup=setup, meta=meta)
+            data = bench_remote(target, entries, plan.images, runs, warmup, setup=setup, meta=meta)
     except RemoteError as e:
         raise click.ClickException(str(e)) from None
-    _record_and_show(console, store, data, compare)
+    _record_and_show(console, plan.store, data, compare)
 
 
 def _record_and_show(console, store, data: dict, compare: bool) -> None:
     from detcli.commands.bench import _print_table
-    from engine.bench.record import benchmark_record
-    from engine.bench.runner import BenchRow
+    from engine.bench.elsewhere import record_remote
 
     meta = data["meta"]
-    rows = [BenchRow(**r) for r in data["rows"]]
+    rows = record_remote(store, data)
     for r in rows:
         for note in r.notes:
             console.print(f"[yellow]warning:[/yellow] {note}")
-    if store is not None:
-        for r in data["rows"]:
-            store.add_benchmark(
-                benchmark_record(
-                    r,
-                    run_id=meta.get("run_id"),
-                    artifact=r["artifact"],
-                    profile=meta.get("device_profile", "?"),
-                    host_cpu=data["host_cpu"],
-                    host_gpu=data.get("host_gpu"),
-                    host=meta.get("host"),
-                    extra={"openvino_devices": data.get("openvino_devices", {})},
-                )
-            )
-    for r in rows:
         r.notes = []
     devices = ", ".join(data.get("openvino_devices", {})) or "none"
     where = f"{meta.get('host')}: {data['host_cpu']}" + (

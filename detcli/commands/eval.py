@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from detcli.errors import run_errors
+from detcli.errors import engine_errors, run_errors
 
 
 @click.command("eval")
@@ -95,13 +95,35 @@ def eval_cmd(
         except CocoFileError as e:
             raise click.ClickException(str(e)) from None
         out_dir = Path(plots_dir) if plots_dir else None
-        run = None
     else:
         if not target:
             raise click.UsageError("give RUN, a weights/export file, or --gt and --pred")
-        result, out_dir, run = _eval_model(
-            ctx, target, split, data_root, conf, iou, max_det, backend, save_vis, plots_dir, console, as_json
-        )
+        from detcli.cli import runs_dir_from
+        from engine.api import evaluate
+
+        with run_errors(), engine_errors():
+            result = evaluate(
+                target,
+                split=split,
+                runs_dir=runs_dir_from(ctx),
+                data_root=data_root,
+                conf=conf,
+                iou=iou,
+                max_det=max_det,
+                backend=backend,
+                save_vis=save_vis,
+                out_dir=plots_dir,
+                echo=(lambda line: None) if as_json else console.print,
+            )
+        if result.skipped:
+            shown = ", ".join(result.skipped[:3]) + (
+                f" and {len(result.skipped) - 3} more" if len(result.skipped) > 3 else ""
+            )
+            console.print(
+                f"[yellow]{len(result.skipped)} unreadable image(s) not scored:[/yellow] {shown} "
+                f"(run `detcli data check {result.data_root}`)"
+            )
+        out_dir = Path(result.out_dir)
     if out_dir is not None:
         from engine.metrics.plots import save_eval_plots
 
@@ -109,72 +131,9 @@ def eval_cmd(
         if not as_json:
             console.print(f"plots: {out_dir} ({', '.join(p.name for p in paths)})")
     if as_json:
-        click.echo(json.dumps(result.to_dict() | {"run": run}, default=float))
+        click.echo(json.dumps(result.to_dict(), default=float))
     else:
         render_eval(result, console)
-
-
-def _eval_model(
-    ctx, target, split, data_root, conf, iou, max_det, backend, save_vis, plots_dir, console, as_json
-):
-    from detcli.cli import runs_dir_from
-    from engine.config import RunConfig
-    from engine.evaluation import evaluate_target, resolve_target
-    from engine.runs import RunStore
-
-    store = RunStore.open(runs_dir_from(ctx))
-    with run_errors():
-        try:
-            resolved = resolve_target(target, store)
-        except (FileNotFoundError, ValueError) as e:
-            raise click.ClickException(str(e)) from None
-    cfg: RunConfig = resolved.config
-    overrides = {"conf": conf, "iou": iou, "max_det": max_det}
-    cfg.eval = cfg.eval.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    if data_root:
-        cfg.data = cfg.data.model_copy(update={"root": Path(data_root)})
-    if cfg.data.root is None:
-        raise click.UsageError(f"{target}: no dataset known for this model; pass --data ROOT")
-    out_dir = Path(plots_dir) if plots_dir else resolved.out_dir / f"eval-{split}"
-    if not as_json:
-        console.print(f"evaluating {resolved.path} ({resolved.backend}) on {cfg.data.root} [{split}]")
-    try:
-        result = evaluate_target(resolved, cfg, split, backend=backend, save_vis=save_vis, vis_dir=out_dir)
-    except (FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    if result.skipped:
-        shown = ", ".join(result.skipped[:3]) + (
-            f" and {len(result.skipped) - 3} more" if len(result.skipped) > 3 else ""
-        )
-        console.print(
-            f"[yellow]{len(result.skipped)} unreadable image(s) not scored:[/yellow] {shown} "
-            f"(run `detcli data check {cfg.data.root}`)"
-        )
-    if resolved.run is not None:
-        store.add_artifact(
-            resolved.run["id"],
-            "eval",
-            out_dir,
-            {
-                "split": split,
-                "backend": backend or resolved.backend,
-                "map50": result.map50,
-                "map50_95": result.map50_95,
-                "precision": result.precision,
-                "recall": result.recall,
-                "f1": result.f1,
-                "conf": result.conf,
-                "best_conf": result.best_conf,
-                "model": str(resolved.path),
-            },
-        )
-        store.log_event(
-            resolved.run["id"],
-            f"eval on {split} ({backend or resolved.backend}): mAP50 "
-            f"{result.map50:.4f} F1 {result.f1:.4f} at conf {result.conf:g}"
-            + (f" ({len(result.skipped)} unreadable image(s) not scored)" if result.skipped else ""),
-        )
-    return result, out_dir, resolved.run["name"] if resolved.run else None
 
 
 COMMANDS = [eval_cmd]

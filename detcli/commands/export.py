@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from detcli.errors import run_errors
-
-
-def resolve_weights(ctx: click.Context, target: str):
-    """(weights path, run row or None) for a run name or a .pt file."""
-    from detcli.cli import runs_dir_from
-    from engine.runs import RunStore
-
-    store = RunStore.open(runs_dir_from(ctx))
-    path = Path(target)
-    if path.is_file():
-        from engine.models.checkpoint import read_checkpoint
-
-        run_name = read_checkpoint(path).get("run_name")
-        return path, (store.get_run(run_name) if run_name else None), store
-    with run_errors():
-        run = store.resolve_run(target)
-    best = Path(run["dir"]) / "best.pt"
-    if not best.is_file():
-        raise click.ClickException(f"run '{run['name']}' has no best.pt yet (no finished epoch)")
-    return best, run, store
+from detcli.errors import engine_errors, run_errors
 
 
 @click.command("export")
@@ -65,46 +43,31 @@ def export_cmd(
     The batch axis is always free; --dynamic frees height and width too, so a letterbox model can run on the
     padding-free size of each image (`detcli bench --dynamic`).
     """
-    from engine.export.run_export import export_checkpoint
-    from engine.export.tensorrt import TensorRTUnavailable
+    from detcli.cli import runs_dir_from
+    from engine.api import export
 
-    weights, run, store = resolve_weights(ctx, target)
-    calibration = None
-    if int8:
-        from engine.config import RunConfig
-        from engine.data.formats.yolo import split_images
-
-        if run is None:
-            raise click.UsageError("--int8 calibrates on the run's train images: give a run name")
-        cfg = RunConfig.model_validate(run["config"])
-        calibration = split_images(Path(cfg.data.root), cfg.data.train_split)[:64]
-    try:
-        res = export_checkpoint(
-            weights,
-            fmt,
-            out_dir,
-            tuple(imgsz) if imgsz else None,
-            half,
-            int8,
-            simplify=simplify,
-            calibration=calibration,
+    with run_errors(), engine_errors():
+        res = export(
+            target,
+            format=fmt,
+            half=half,
+            int8=int8,
+            imgsz=tuple(imgsz) if imgsz else None,
             dynamic=dynamic,
+            simplify=simplify,
+            out_dir=out_dir,
+            runs_dir=runs_dir_from(ctx),
         )
-    except TensorRTUnavailable as e:
-        raise click.UsageError(str(e)) from None
-    except (RuntimeError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    if run is not None:
-        store.add_artifact(
-            run["id"],
-            "export",
-            res.path,
-            {"format": fmt, "precision": res.precision, "imgsz": list(res.imgsz), "dynamic": dynamic},
-        )
-        store.log_event(run["id"], f"exported {fmt} {res.precision}: {res.path.name}")
-    click.echo(
-        f"{fmt} {res.precision} {res.imgsz[0]}x{res.imgsz[1]}{' dynamic' if dynamic else ''}: {res.path}"
-    )
+    size = f"{res.imgsz[0]}x{res.imgsz[1]}{' dynamic' if dynamic else ''}"
+    if res.runs_precision:
+        runs = f"runs {res.runs_precision} on {res.runs_on}"
+        if res.runs_precision != res.precision:
+            runs += f" (file {res.precision})"
+    else:
+        runs = f"built {res.precision}"
+    click.echo(f"{fmt} {size}, {runs}: {res.path}")
+    if res.runs_note:
+        click.echo(f"  {res.runs_note}")
 
 
 COMMANDS = [export_cmd]

@@ -9,9 +9,10 @@ from pathlib import Path
 import yaml
 
 from engine.config import presets_dir
+from engine.errors import UsageProblem
 
 
-class ProfileError(ValueError):
+class ProfileError(UsageProblem):
     """A profile that cannot run here; the message says what is missing."""
 
 

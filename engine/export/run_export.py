@@ -13,12 +13,18 @@ from engine.models import build_model_from_checkpoint
 
 @dataclass
 class ExportResult:
+    """An exported file: `precision` is what the file holds; `runs_precision` on `runs_on` is what the compiled
+    model really runs in on this machine (read back by engine.export; None where it cannot be checked here)."""
+
     path: Path
     format: str
     precision: str
     imgsz: tuple[int, int]
     dynamic: bool
     metadata: dict
+    runs_on: str | None = None
+    runs_precision: str | None = None
+    runs_note: str | None = None
 
 
 def export_checkpoint(

@@ -28,13 +28,16 @@ class TorchBackend(Backend):
     name = "torch"
     dynamic = True
 
-    def __init__(self, path: Path, device: str = "cpu"):
+    def __init__(self, path: Path | None, device: str = "cpu", model=None):
         import torch
 
         from engine.models import DFINEPostProcessor, build_model_from_checkpoint
 
         self.torch, self.device = torch, torch.device(device)
-        model, self.meta = build_model_from_checkpoint(path)
+        if model is None:
+            model, self.meta = build_model_from_checkpoint(path)
+        else:
+            self.meta = {}
         self.model = model.to(self.device).eval()
         self.on_cpu = self.device.type == "cpu"
         self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(
@@ -43,6 +46,11 @@ class TorchBackend(Backend):
         self.post = DFINEPostProcessor(
             model.num_classes, num_top_queries=min(300, model.decoder.num_queries * model.num_classes)
         )
+
+    @classmethod
+    def from_model(cls, model, device: str = "cpu") -> TorchBackend:
+        """A backend over a model already built and loaded (an official file has no detcli config inside)."""
+        return cls(None, device, model=model)
 
     def run(self, images, sizes):
         with self.torch.no_grad():

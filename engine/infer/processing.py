@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -17,9 +17,38 @@ class Detections:
     boxes: np.ndarray  # (N, 4) xyxy float32
     scores: np.ndarray  # (N,)
     labels: np.ndarray  # (N,) int64
+    names: list[str] = field(default_factory=list)  # class names, indexed by label
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def to_yolo(self, width: int, height: int) -> str:
+        """YOLO label lines (`class cx cy w h`, normalised to the image size), one per detection."""
+        lines = []
+        for (x1, y1, x2, y2), c in zip(self.boxes.tolist(), self.labels.tolist(), strict=True):
+            cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
+            lines.append(f"{c} {cx:.6f} {cy:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    def to_coco(self, image_id: int) -> list[dict]:
+        """COCO result dicts (`bbox` as x, y, w, h pixels); category ids are the labels."""
+        return [
+            {
+                "image_id": image_id,
+                "category_id": int(c),
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "score": float(s),
+            }
+            for (x1, y1, x2, y2), s, c in zip(
+                self.boxes.tolist(), self.scores.tolist(), self.labels.tolist(), strict=True
+            )
+        ]
+
+    def draw(self, image_bgr: np.ndarray) -> np.ndarray:
+        """A copy of the image with these boxes, class names and scores drawn."""
+        from engine.metrics.gallery import draw_detections
+
+        return draw_detections(image_bgr, pred=(self.boxes, self.scores, self.labels), class_names=self.names)
 
 
 def preprocess(

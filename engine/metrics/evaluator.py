@@ -59,6 +59,13 @@ class EvalResult:
     sweep: dict = field(default_factory=dict)  # conf, precision, recall, f1 arrays (as lists)
     per_image: list[dict] = field(default_factory=list)  # image_id, fp, fn
     skipped: list[str] = field(default_factory=list)  # images that could not be read, so were not scored
+    # what was scored, filled in by engine.evaluate (None when scoring COCO files or inside training)
+    run: str | None = None
+    model: str | None = None
+    backend: str | None = None
+    split: str | None = None
+    data_root: str | None = None
+    out_dir: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -106,8 +106,12 @@ class Trainer:
         run: dict | None,
         resume: bool = False,
         quiet: bool = False,
+        on_step=None,
+        on_epoch=None,
     ):
         self.cfg, self.store, self.run = cfg, store, run
+        # a notebook's own progress: called on the main process only, with the same dicts the history records
+        self.on_step, self.on_epoch = on_step, on_epoch
         self.ddp = dist_utils.init_from_env(cfg.train.devices)
         self.rank = dist_utils.rank()
         self.main = self.rank == 0
@@ -401,6 +405,10 @@ class Trainer:
                     img_s=img_s,
                     eta_s=eta,
                 )
+            if self.on_step and self.main:
+                self.on_step(
+                    {"step": self.global_step, "epoch": epoch, "loss": float(total.detach()), "eta_s": eta}
+                )
             progress.update(
                 i + 1,
                 f"loss {losses_sum / n_loss:.3f} lr {self.optimizer.param_groups[-1]['lr']:.2e} "
@@ -477,6 +485,8 @@ class Trainer:
             self.logger.flush()
         if self.store and self.run:
             self.store.log_epoch(self.run["id"], epoch, **metrics)
+        if self.on_epoch and self.main:
+            self.on_epoch({"epoch": epoch, **metrics})
         if improved:
             self._save("best.pt", epoch)
             if self.store and self.run:
