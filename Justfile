@@ -92,7 +92,8 @@ peer-venv dir="../detcli-peers":
         tensorboard transformers calflops loguru onnx ultralytics
     # D-FINE-seg (benchmarks/peer_dfine_seg.py) with the export packages its `all` extra names for ONNX/OpenVINO
     # (not the extra itself: it pulls TensorRT/CUDA, gradio and coremltools, none of which a CPU benchmark uses)
-    "{{ dir }}/venv/bin/pip" install -q dfine-seg==0.6.2 onnx onnxruntime onnxscript onnxsim "openvino>=2025.2,<2026"
+    "{{ dir }}/venv/bin/pip" install -q dfine-seg==0.6.2 onnx onnxconverter-common onnxruntime onnxscript onnxsim \
+        "openvino>=2025.2,<2026"
     [ -d "{{ dir }}/D-FINE" ] || git clone -q https://github.com/Peterande/D-FINE "{{ dir }}/D-FINE" \
         || echo "peer-venv: could not clone D-FINE: put a checkout at {{ dir }}/D-FINE"
     echo "peer-venv: DETCLI_OFFICIAL_DFINE={{ dir }}/D-FINE DETCLI_PEER_PY={{ dir }}/venv/bin/python ULTRALYTICS_PY={{ dir }}/venv/bin/python DFINE_SEG_PY={{ dir }}/venv/bin/python just bench"

@@ -183,8 +183,18 @@ def ov_model_only(size: str, imgsz: int, out_dir: str, file: str, runs: int) -> 
     return {"ms": times}
 
 
+def _protocol_out():
+    """The answers' own channel: a copy of stdout, with stdout itself (fd 1, so C code too) sent to stderr,
+    because dfine-seg's export and its libraries print progress that would break the one-line answers."""
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    return out
+
+
 def main() -> None:
     torch.set_num_threads(max(1, os.cpu_count() or 2))
+    answers = _protocol_out()
     for line in sys.stdin:
         task = json.loads(line)
         name = task["task"]
@@ -209,7 +219,7 @@ def main() -> None:
                 ans = {"error": f"unknown task {name!r}"}
         except Exception as e:  # one failing task is reported, the worker keeps serving
             ans = {"error": f"{name}: {type(e).__name__}: {e}"}
-        print(json.dumps(ans), flush=True)
+        print(json.dumps(ans), file=answers, flush=True)
 
 
 if __name__ == "__main__":
