@@ -76,7 +76,30 @@ demo runs="runs": setup
 bench: setup
     #!/usr/bin/env bash
     set -euo pipefail
-    for b in benchmarks/[a-z]*.py; do [ "$b" = benchmarks/gpu_check.py ] && continue; echo "== $b"; {{ py }} "$b"; done
+    # D-FINE-seg (peer_dfine_seg.py) is measured whenever `just peer-venv` made its venv (it skips in one line otherwise)
+    peers=../detcli-peers
+    if [ -z "${DFINE_SEG_PY:-}" ] && [ -x "$peers/venv/bin/python" ] && "$peers/venv/bin/python" -c "import dfine_seg" 2>/dev/null; then
+        export DFINE_SEG_PY="$peers/venv/bin/python"
+    fi
+    for b in benchmarks/[a-z]*.py; do
+        [ "$b" = benchmarks/gpu_check.py ] && continue
+        echo "== $b"
+        if [ "$b" = benchmarks/peer_dfine_seg.py ] && [ -z "${DETCLI_OFFICIAL_DFINE:-}" ] && [ -d "$peers/D-FINE" ]; then
+            DETCLI_OFFICIAL_DFINE="$peers/D-FINE" {{ py }} "$b"
+        else
+            {{ py }} "$b"
+        fi
+    done
+
+# D-FINE-seg side by side alone, or some of its parts: just bench-dfine-seg --only loader,openvino --rounds 9
+bench-dfine-seg *args: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    peers=../detcli-peers
+    export DFINE_SEG_PY="${DFINE_SEG_PY:-$peers/venv/bin/python}"
+    [ -z "${DETCLI_OFFICIAL_DFINE:-}" ] && [ -d "$peers/D-FINE" ] && export DETCLI_OFFICIAL_DFINE="$peers/D-FINE"
+    [ -x "$DFINE_SEG_PY" ] || { echo "bench-dfine-seg: skipped (no $DFINE_SEG_PY: run just peer-venv)"; exit 0; }
+    {{ py }} benchmarks/peer_dfine_seg.py {{ args }}
 
 # Never a dependency of detcli; the official D-FINE needs torchvision, which does not install beside the CPU torch.
 # After it: DETCLI_OFFICIAL_DFINE=<dir>/D-FINE DETCLI_PEER_PY=<dir>/venv/bin/python ULTRALYTICS_PY=<dir>/venv/bin/python \
