@@ -69,7 +69,9 @@ def _tiny_visdrone(root: Path) -> Path:
         img = rng.integers(0, 255, (240, 320, 3), np.uint8)
         cv2.imwrite(str(root / "images" / f"im{i}.jpg"), img)
         (root / "annotations" / f"im{i}.txt").write_text("10,20,60,40,1,4,0,0\n150,100,30,50,1,1,0,0\n")
-        (root / "labels_yolo" / f"im{i}.txt").write_text("3 0.125 0.166 0.1875 0.166\n0 0.515 0.520 0.094 0.208\n")
+        (root / "labels_yolo" / f"im{i}.txt").write_text(
+            "3 0.125 0.166 0.1875 0.166\n0 0.515 0.520 0.094 0.208\n"
+        )
     return root
 
 
