@@ -76,7 +76,30 @@ demo runs="runs": setup
 bench: setup
     #!/usr/bin/env bash
     set -euo pipefail
-    for b in benchmarks/[a-z]*.py; do [ "$b" = benchmarks/gpu_check.py ] && continue; echo "== $b"; {{ py }} "$b"; done
+    # D-FINE-seg (peer_dfine_seg.py) is measured whenever `just peer-venv` made its venv (it skips in one line otherwise)
+    peers=../detcli-peers
+    if [ -z "${DFINE_SEG_PY:-}" ] && [ -x "$peers/venv/bin/python" ] && "$peers/venv/bin/python" -c "import dfine_seg" 2>/dev/null; then
+        export DFINE_SEG_PY="$peers/venv/bin/python"
+    fi
+    for b in benchmarks/[a-z]*.py; do
+        [ "$b" = benchmarks/gpu_check.py ] && continue
+        echo "== $b"
+        if [ "$b" = benchmarks/peer_dfine_seg.py ] && [ -z "${DETCLI_OFFICIAL_DFINE:-}" ] && [ -d "$peers/D-FINE" ]; then
+            DETCLI_OFFICIAL_DFINE="$peers/D-FINE" {{ py }} "$b"
+        else
+            {{ py }} "$b"
+        fi
+    done
+
+# D-FINE-seg side by side alone, or some of its parts: just bench-dfine-seg --only loader,openvino --rounds 9
+bench-dfine-seg *args: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    peers=../detcli-peers
+    export DFINE_SEG_PY="${DFINE_SEG_PY:-$peers/venv/bin/python}"
+    [ -z "${DETCLI_OFFICIAL_DFINE:-}" ] && [ -d "$peers/D-FINE" ] && export DETCLI_OFFICIAL_DFINE="$peers/D-FINE"
+    [ -x "$DFINE_SEG_PY" ] || { echo "bench-dfine-seg: skipped (no $DFINE_SEG_PY: run just peer-venv)"; exit 0; }
+    {{ py }} benchmarks/peer_dfine_seg.py {{ args }}
 
 # `detcli data check` at scale alone (it is part of `just bench` too): synthetic 64 px sets of the given sizes
 bench-data-check +sizes="2000 8000 32000": setup
@@ -96,7 +119,8 @@ peer-venv dir="../detcli-peers":
         tensorboard transformers calflops loguru onnx ultralytics
     # D-FINE-seg (benchmarks/peer_dfine_seg.py) with the export packages its `all` extra names for ONNX/OpenVINO
     # (not the extra itself: it pulls TensorRT/CUDA, gradio and coremltools, none of which a CPU benchmark uses)
-    "{{ dir }}/venv/bin/pip" install -q dfine-seg==0.6.2 onnx onnxruntime onnxscript onnxsim "openvino>=2025.2,<2026"
+    "{{ dir }}/venv/bin/pip" install -q dfine-seg==0.6.2 onnx onnxconverter-common onnxruntime onnxscript onnxsim \
+        "openvino>=2025.2,<2026"
     [ -d "{{ dir }}/D-FINE" ] || git clone -q https://github.com/Peterande/D-FINE "{{ dir }}/D-FINE" \
         || echo "peer-venv: could not clone D-FINE: put a checkout at {{ dir }}/D-FINE"
     echo "peer-venv: DETCLI_OFFICIAL_DFINE={{ dir }}/D-FINE DETCLI_PEER_PY={{ dir }}/venv/bin/python ULTRALYTICS_PY={{ dir }}/venv/bin/python DFINE_SEG_PY={{ dir }}/venv/bin/python just bench"

@@ -33,7 +33,11 @@ class PeerWorker:
             line = ""
         if not line:
             return {"error": f"peer worker exited (rc={self.proc.poll()}) on {task['task']}"}
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            # a worker whose libraries print on stdout: report it instead of stopping the whole benchmark
+            return {"error": f"peer worker wrote a non-answer line on {task['task']}: {line[:200]!r}"}
 
     def close(self) -> None:
         """Ask the worker to quit, then wait for it."""
