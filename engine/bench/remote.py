@@ -32,6 +32,7 @@ RUNNER_MODULES = (
     "geometry/*.py",
     "infer/*.py",
 )
+ACCURACY_DIR = "val"  # where a job keeps the val split's images for `--accuracy`, beside the timed few
 PIP_PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "cv2": "opencv-python-headless"}
 
 
@@ -122,8 +123,10 @@ def stage_job(
     warmup: int,
     n_images: int = 16,
     meta: dict | None = None,
+    accuracy_images: list[Path] | None = None,
 ) -> Path:
-    """Lay out what the target needs in `workdir`: runner.zip, artifacts/, images/ and job.json.
+    """Lay out what the target needs in `workdir`: runner.zip, artifacts/, images/ and job.json, and with
+    `accuracy_images` (the val split, its labels in `meta["accuracy"]`) those too, for per-image detections.
     Each entry holds a local `artifact` path, `backend`, `device`, `precision` and backend `options`."""
     (workdir / "artifacts").mkdir(parents=True, exist_ok=True)
     (workdir / "images").mkdir(exist_ok=True)
@@ -138,6 +141,14 @@ def stage_job(
     for k, img in enumerate(images[:n_images]):
         shutil.copy2(img, workdir / "images" / f"{k:03d}{img.suffix.lower()}")
     job = {"runs": runs, "warmup": warmup, "images": "images", "entries": job_entries, "meta": meta or {}}
+    if accuracy_images is not None:
+        (workdir / ACCURACY_DIR).mkdir(exist_ok=True)
+        names = [f"{k:05d}{img.suffix.lower()}" for k, img in enumerate(accuracy_images)]
+        for img, name in zip(accuracy_images, names, strict=True):
+            shutil.copy2(img, workdir / ACCURACY_DIR / name)
+        # the target cuts the (unthresholded) list at eval's max_det, as scoring would
+        max_det = job["meta"]["accuracy"]["eval"]["max_det"]
+        job["accuracy"] = {"images": ACCURACY_DIR, "files": names, "max_det": max_det}
     (workdir / "job.json").write_text(json.dumps(job, indent=1))
     return workdir
 
@@ -189,6 +200,7 @@ def bench_remote(
     warmup: int,
     setup: bool = False,
     meta: dict | None = None,
+    accuracy_images: list[Path] | None = None,
 ) -> dict:
     """Run the benchmark on `target` and return the runner's JSON (rows, host_cpu, host_gpu, openvino_devices).
     The remote working folder is removed afterwards, whatever happened."""
@@ -201,7 +213,9 @@ def bench_remote(
         raise RemoteError(f"{target.host}: cannot create a working folder: {res.stderr.strip()}")
     try:
         with tempfile.TemporaryDirectory(prefix="detcli-stage-") as tmp:
-            stage = stage_job(Path(tmp) / "job", entries, images, runs, warmup, meta=meta)
+            stage = stage_job(
+                Path(tmp) / "job", entries, images, runs, warmup, meta=meta, accuracy_images=accuracy_images
+            )
             for item in sorted(stage.iterdir()):
                 target.put(item, remote_dir)
         q = shlex.quote(remote_dir)
