@@ -37,7 +37,7 @@ def bench_elsewhere(
     runs: int,
     warmup: int,
     host: str | None,
-    remote_python: str,
+    remote_python: str | None,
     ssh_config: str | None,
     setup: bool,
     timeout: float,
@@ -133,7 +133,11 @@ def _record_and_show(console, store, data: dict, compare: bool) -> None:
                     host_cpu=data["host_cpu"],
                     host_gpu=data.get("host_gpu"),
                     host=meta.get("host"),
-                    extra={"openvino_devices": data.get("openvino_devices", {}), **acc},
+                    extra={
+                        "openvino_devices": data.get("openvino_devices", {}),
+                        "python": data.get("python_executable"),  # which interpreter ran it there
+                        **acc,
+                    },
                 )
             )
     for r, acc in zip(rows, scores, strict=True):

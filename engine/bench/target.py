@@ -74,6 +74,7 @@ def run_job(job: dict, base: Path) -> dict:
         "host_gpu": gpu,
         "openvino_devices": devices,
         "python": sys.version.split()[0],
+        "python_executable": sys.executable,
         "rows": rows,
         "meta": job.get("meta", {}),  # what the caller needs to record the rows (run, profile, host)
         **({"accuracy": detections} if acc else {}),
