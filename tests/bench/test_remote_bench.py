@@ -240,19 +240,6 @@ def test_missing_runtime_names_the_install_command(sshd, ov_model, images, runs_
     assert _bench_rows(runs_dir) == []
 
 
-def test_remote_accuracy_is_scored_here_like_local_bench(sshd, project, history, images, tmp_path):
-    args = ["--device", "cpu", "--backend", "openvino", "--accuracy"]
-    local = _bench(project["ckpt"], tmp_path / "here", images, *args)
-    assert local.exit_code == 0, local.output
-    remote = _bench(project["ckpt"], tmp_path / "there", images, *args, "--host", "target", *_remote(sshd))
-    assert remote.exit_code == 0, remote.output
-    assert "val images and their labels go to the target" in remote.output and "F1 " in remote.output
-    acc = {r["host"]: json.loads(r["breakdown"]) for r in _bench_rows(history)}
-    assert set(acc) == {None, "target"}
-    # the same export on the same CPU profile, detected there and scored here: the same numbers
-    assert (acc["target"]["f1"], acc["target"]["map50"]) == (acc[None]["f1"], acc[None]["map50"])
-
-
 def test_accuracy_of_an_export_file_needs_a_run(sshd, ov_model, images, runs_dir, tmp_path):
     res = _bench(ov_model, tmp_path, images, "--accuracy", "--host", "target", *_remote(sshd))
     assert res.exit_code == 2 and "--accuracy needs a run" in res.output
@@ -260,7 +247,6 @@ def test_accuracy_of_an_export_file_needs_a_run(sshd, ov_model, images, runs_dir
 
 def test_bundle_with_accuracy_then_import_round_trip(project, history, images, tmp_path):
     from engine.bench.accuracy import score_remote
-    from engine.evaluation import ResolvedTarget, evaluate_target
 
     out = tmp_path / "n100.zip"
     res = _bench(
@@ -288,11 +274,7 @@ def test_bundle_with_accuracy_then_import_round_trip(project, history, images, t
     assert _bench_rows(history) == []  # writing the bundle records nothing
     # the target's detections, scored from results.json alone, are what local eval gives for that export
     there = score_remote(data["meta"]["accuracy"], data["accuracy"][0])
-    cfg = project["cfg"]
-    xml = project["openvino-fp32"]
-    here = evaluate_target(
-        ResolvedTarget(xml, "openvino", cfg, None, tmp_path), cfg, "val", backend="openvino"
-    )
+    here = _evaluated_here(project, "openvino", tmp_path)
     assert there.to_dict() == here.to_dict()
     assert len(there.per_image) == n_val and there.sweep["conf"]  # detections were there to score
     res = CliRunner().invoke(cli, ["bench", "import", str(results)])
@@ -309,16 +291,32 @@ def test_import_of_a_foreign_json_is_a_clear_error(runs_dir, tmp_path):
     assert res.exit_code == 1 and "not a detcli bench result" in res.output
 
 
-def test_remote_compare_records_every_export_and_runs_show_names_the_host(
+def _evaluated_here(project, backend: str, tmp_path):
+    """What `detcli eval` / local `bench --accuracy` score for the project's export of `backend`."""
+    from engine.evaluation import ResolvedTarget, evaluate_target
+
+    cfg, path = project["cfg"], project[f"{backend}-fp32"]
+    return evaluate_target(ResolvedTarget(path, backend, cfg, None, tmp_path), cfg, "val", backend=backend)
+
+
+def test_remote_compare_with_accuracy_records_every_export_and_runs_show_names_the_host(
     sshd, project, history, images, tmp_path
 ):
-    ckpt = project["ckpt"]
-    res = _bench(ckpt, tmp_path, images, "--device", "cpu", "--compare", "--host", "target", *_remote(sshd))
+    res = _bench(
+        project["ckpt"], tmp_path, images, "--device", "cpu", "--compare", "--accuracy", "--host", "target",
+        *_remote(sshd),
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "x fastest" in res.output and "exporting" not in res.output  # the run's exports were reused
-    rows = RunStore.open(history).benchmarks(RunStore.open(history).resolve_run("n100run")["id"])
+    assert "3 val images and their labels go to the target" in res.output and "F1 " in res.output
+    store = RunStore.open(history)
+    rows = store.benchmarks(store.resolve_run("n100run")["id"])
     assert sorted(r["backend"] for r in rows) == ["onnx", "openvino"]
     assert all(r["host"] == "target" for r in rows)
+    # detected there, scored here: the numbers local eval gives for the same export on the same CPU profile
+    for r in rows:
+        here = _evaluated_here(project, r["backend"], tmp_path)
+        assert (r["breakdown"]["f1"], r["breakdown"]["map50"]) == (here.f1, here.map50), r["backend"]
     shown = CliRunner().invoke(cli, ["runs", "show", "n100run"], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
     assert "target:" in shown.output and "CPU" in shown.output
