@@ -91,8 +91,8 @@ def score_detections(
     keep: bool = False,
 ) -> tuple[EvalResult, list]:
     """Score one Detections per record (None: the image could not be read, so it is named, not scored) with the
-    run's eval thresholds (conf, iou, max_det); the detections may come from here or from a target device (`bench --host`).
-    With `keep`, also returns the (record, detections) pairs for the picture gallery."""
+    run's eval thresholds (conf, iou, max_det). The detections may come from here or from a target device
+    (`bench --host --accuracy`). With `keep`, also returns the (record, detections) pairs for the gallery."""
     max_det = thresholds.max_det
     ev = DetectionEvaluator(class_names, conf=thresholds.conf, iou=thresholds.iou, max_det=max_det)
     kept: list = []

@@ -343,6 +343,8 @@ def test_setup_creates_a_venv_and_installs_the_runtime_from_the_targets_index(
     from package_index import build_index, serve
 
     bare = Path(getattr(sys, "_base_executable", sys.executable))
+    if subprocess.run([str(bare), "-c", "import ensurepip, venv"], capture_output=True).returncode:
+        pytest.skip(f"{bare} cannot make venvs with pip (on Debian: apt-get install python3-venv)")
     home = sshd.parent / "home"  # the target's, as the sshd fixture sets it
     index = build_index(RUNTIME_DISTS, tmp_path / "index")
     with serve(index) as url:
