@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
 
-from engine.config import RunConfig
+from engine.config import EvalConfig, RunConfig
 from engine.data.dataset import build_dataset
 from engine.data.decode import read_image
+from engine.data.records import ImageRecord
 from engine.errors import DetcliError, EvaluationFailed, UsageProblem
+from engine.infer.processing import Detections
 from engine.metrics import DetectionEvaluator, EvalResult
 from engine.metrics.gallery import draw_detections, grid
 from engine.runs import RunStore
@@ -33,36 +35,52 @@ def evaluate_target(
 
     predictor = Predictor.from_path(resolved.path, backend=backend, conf=0.0)
     dataset = build_dataset(cfg, split, "val")
-    ev = DetectionEvaluator(
-        dataset.class_names, conf=cfg.eval.conf, iou=cfg.eval.iou, max_det=cfg.eval.max_det
-    )
-    kept: list = []
-    skipped = list(dataset.unlisted)
     # unreadable files are reported and left out of the score, as the data loaders leave them out of training
     files = predictor.predict_files([rec.path for rec in dataset.records], conf=0.0)
-    for rec, item in zip(dataset.records, files, strict=True):
-        det = item.detections
+    detections = (item.detections for item in files)
+    result, kept = score_detections(
+        dataset.records, detections, dataset.class_names, cfg.eval, dataset.unlisted, keep=bool(save_vis)
+    )
+    if save_vis and vis_dir is not None:
+        save_visualisations(result, kept, dataset.class_names, cfg.eval.conf, vis_dir, save_vis)
+    return result
+
+
+def score_detections(
+    records: list[ImageRecord],
+    detections: Iterable[Detections | None],
+    class_names: list[str],
+    thresholds: EvalConfig,
+    unlisted: list[str] | None = None,
+    keep: bool = False,
+) -> tuple[EvalResult, list]:
+    """Score one Detections per record (None: the image could not be read, so it is named, not scored) with the
+    run's eval thresholds (conf, iou, max_det). The detections may come from here or from a target device
+    (`bench --host --accuracy`). With `keep`, also returns the (record, detections) pairs for the gallery."""
+    max_det = thresholds.max_det
+    ev = DetectionEvaluator(class_names, conf=thresholds.conf, iou=thresholds.iou, max_det=max_det)
+    kept: list = []
+    skipped = list(unlisted or [])
+    for rec, det in zip(records, detections, strict=True):
         if det is None:
             log.warning("skipping unreadable image %s (not scored)", rec.path)
             skipped.append(str(rec.path))
             continue
         ev.add(
             str(rec.path),
-            det.boxes[: cfg.eval.max_det],
-            det.scores[: cfg.eval.max_det],
-            det.labels[: cfg.eval.max_det],
+            det.boxes[:max_det],
+            det.scores[:max_det],
+            det.labels[:max_det],
             rec.boxes,
             rec.labels,
             ignore_boxes=rec.ignore,
             image_size=(rec.height, rec.width),
         )
-        if save_vis:
+        if keep:
             kept.append((rec, det))
     result = ev.compute()
     result.skipped = skipped
-    if save_vis and vis_dir is not None:
-        save_visualisations(result, kept, dataset.class_names, cfg.eval.conf, vis_dir, save_vis)
-    return result
+    return result, kept
 
 
 def evaluate_model(

@@ -50,7 +50,11 @@ from detcli.errors import engine_errors, run_errors
     default=None,
     help="Benchmark on this machine over SSH (user@host or a ~/.ssh/config alias); needs Python there.",
 )
-@click.option("--remote-python", default="python3", show_default=True, help="Python on the --host target.")
+@click.option(
+    "--remote-python",
+    default=None,
+    help="Python on the --host target [default: the venv --setup made there, else python3].",
+)
 @click.option(
     "--ssh-config",
     type=click.Path(dir_okay=False, exists=True),
@@ -80,7 +84,7 @@ def bench_cmd(
     accuracy: bool,
     results: str | None,
     host: str | None,
-    remote_python: str,
+    remote_python: str | None,
     ssh_config: str | None,
     setup: bool,
     remote_timeout: float,

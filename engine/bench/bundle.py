@@ -17,11 +17,26 @@ cd "$(dirname "$0")" && PYTHONPATH="$PWD/runner.zip" "${PYTHON:-python3}" -m eng
 
 
 def write_bundle(
-    out: Path, entries: list[dict], images: list[Path], runs: int, warmup: int, meta: dict
+    out: Path,
+    entries: list[dict],
+    images: list[Path],
+    runs: int,
+    warmup: int,
+    meta: dict,
+    accuracy_images: list[Path] | None = None,
 ) -> Path:
-    """Write `out` (a .zip) holding everything `run.sh` needs; `meta` travels into results.json for import."""
+    """Write `out` (a .zip) holding everything `run.sh` needs; `meta` (with `--accuracy`, the val labels) travels
+    into results.json for import."""
     with tempfile.TemporaryDirectory(prefix="detcli-bundle-") as tmp:
-        stage = stage_job(Path(tmp) / "detcli-bench", entries, images, runs, warmup, meta=meta)
+        stage = stage_job(
+            Path(tmp) / "detcli-bench",
+            entries,
+            images,
+            runs,
+            warmup,
+            meta=meta,
+            accuracy_images=accuracy_images,
+        )
         (stage / "run.sh").write_text(RUN_SH)
         (stage / "run.sh").chmod(0o755)
         archive = shutil.make_archive(str(out.with_suffix("")), "zip", stage.parent, stage.name)

@@ -41,10 +41,12 @@ def remote_jobs(plan: BenchPlan, host: str | None, echo: Echo = print) -> tuple[
     return jobs, meta
 
 
-def record_remote(store: RunStore, data: dict) -> list[BenchRow]:
-    """Store each row a target sent back (with its host, CPU, GPU and OpenVINO devices); the rows, to show."""
+def record_remote(store: RunStore, data: dict, scores: list[dict] | None = None) -> list[BenchRow]:
+    """Store each row a target sent back (with its host, CPU, GPU, OpenVINO devices, the interpreter that ran
+    it and, with --accuracy, its F1 / mAP50 in `scores`, one dict per row); the rows, to show."""
     meta = data["meta"]
-    for r in data["rows"]:
+    scores = scores or [{} for _ in data["rows"]]
+    for r, acc in zip(data["rows"], scores, strict=True):
         store.add_benchmark(
             benchmark_record(
                 r,
@@ -54,7 +56,11 @@ def record_remote(store: RunStore, data: dict) -> list[BenchRow]:
                 host_cpu=data["host_cpu"],
                 host_gpu=data.get("host_gpu"),
                 host=meta.get("host"),
-                extra={"openvino_devices": data.get("openvino_devices", {})},
+                extra={
+                    "openvino_devices": data.get("openvino_devices", {}),
+                    "python": data.get("python_executable"),  # which interpreter ran it there
+                    **acc,
+                },
             )
         )
     return [BenchRow(**r) for r in data["rows"]]

@@ -32,6 +32,8 @@ RUNNER_MODULES = (
     "geometry/*.py",
     "infer/*.py",
 )
+ACCURACY_DIR = "val"  # where a job keeps the val split's images for `--accuracy`, beside the timed few
+VENV = ".detcli-bench-venv"  # in the target's home: where --setup installs and later runs look first
 PIP_PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "cv2": "opencv-python-headless"}
 
 
@@ -42,7 +44,7 @@ class RemoteError(RuntimeError):
 @dataclass
 class RemoteTarget:
     host: str
-    python: str = "python3"
+    python: str | None = None  # None: the --setup venv when the target has one, else python3
     ssh_config: Path | None = None  # passed as `ssh -F`; None means the user's ~/.ssh/config
     timeout_s: float = 900.0
     extra_opts: list[str] = field(default_factory=list)
@@ -69,17 +71,17 @@ class RemoteTarget:
             raise RemoteError(_ssh_failure(self.host, res.stderr))
         return res
 
-    def put(self, local: Path, remote_dir: str) -> None:
-        """Copy a file or folder into `remote_dir` on the target."""
+    def put(self, local: list[Path], remote_dir: str) -> None:
+        """Copy files and folders into `remote_dir` on the target, in one connection."""
         try:
             res = subprocess.run(
-                ["scp", "-q", "-r", *self._opts(), str(local), f"{self.host}:{remote_dir}/"],
+                ["scp", "-q", "-r", *self._opts(), *map(str, local), f"{self.host}:{remote_dir}/"],
                 capture_output=True,
                 text=True,
                 timeout=self.timeout_s,
             )
         except subprocess.TimeoutExpired:
-            raise RemoteError(f"{self.host}: copying {local.name} timed out") from None
+            raise RemoteError(f"{self.host}: copying {', '.join(p.name for p in local)} timed out") from None
         if res.returncode != 0:
             raise RemoteError(_ssh_failure(self.host, res.stderr))
 
@@ -122,8 +124,10 @@ def stage_job(
     warmup: int,
     n_images: int = 16,
     meta: dict | None = None,
+    accuracy_images: list[Path] | None = None,
 ) -> Path:
-    """Lay out what the target needs in `workdir`: runner.zip, artifacts/, images/ and job.json.
+    """Lay out what the target needs in `workdir`: runner.zip, artifacts/, images/ and job.json, and with
+    `accuracy_images` (the val split, its labels in `meta["accuracy"]`) those too, for per-image detections.
     Each entry holds a local `artifact` path, `backend`, `device`, `precision` and backend `options`."""
     (workdir / "artifacts").mkdir(parents=True, exist_ok=True)
     (workdir / "images").mkdir(exist_ok=True)
@@ -138,6 +142,14 @@ def stage_job(
     for k, img in enumerate(images[:n_images]):
         shutil.copy2(img, workdir / "images" / f"{k:03d}{img.suffix.lower()}")
     job = {"runs": runs, "warmup": warmup, "images": "images", "entries": job_entries, "meta": meta or {}}
+    if accuracy_images is not None:
+        (workdir / ACCURACY_DIR).mkdir(exist_ok=True)
+        names = [f"{k:05d}{img.suffix.lower()}" for k, img in enumerate(accuracy_images)]
+        for img, name in zip(accuracy_images, names, strict=True):
+            shutil.copy2(img, workdir / ACCURACY_DIR / name)
+        # the target cuts the (unthresholded) list at eval's max_det, as scoring would
+        max_det = job["meta"]["accuracy"]["eval"]["max_det"]
+        job["accuracy"] = {"images": ACCURACY_DIR, "files": names, "max_det": max_det}
     (workdir / "job.json").write_text(json.dumps(job, indent=1))
     return workdir
 
@@ -164,21 +176,22 @@ def setup_venv(target: RemoteTarget, backends: list[str]) -> str:
     home = target.ssh('printf %s "$HOME"', timeout=60).stdout.strip()
     if not home:
         raise RemoteError(f"{target.host}: cannot tell the home folder to create the venv in")
-    venv = shlex.quote(f"{home}/.detcli-bench-venv")
+    venv = shlex.quote(f"{home}/{VENV}")
     pkgs = [
         "numpy",
         "opencv-python-headless",
         "simplejpeg",
         *(RUNTIMES[b] for b in backends if b in RUNTIMES),
     ]
-    cmd = f"{shlex.quote(target.python)} -m venv {venv} && {venv}/bin/python -m pip install -q " + " ".join(
-        shlex.quote(p) for p in pkgs
+    cmd = (
+        f"{shlex.quote(target.python or 'python3')} -m venv {venv} && {venv}/bin/python -m pip install -q "
+        + " ".join(shlex.quote(p) for p in pkgs)
     )
     res = target.ssh(cmd)
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["?"])[-1]
         raise RemoteError(f"{target.host}: setting up {venv} failed: {last}")
-    return f"{home}/.detcli-bench-venv/bin/python"
+    return f"{home}/{VENV}/bin/python"
 
 
 def bench_remote(
@@ -189,21 +202,31 @@ def bench_remote(
     warmup: int,
     setup: bool = False,
     meta: dict | None = None,
+    accuracy_images: list[Path] | None = None,
 ) -> dict:
     """Run the benchmark on `target` and return the runner's JSON (rows, host_cpu, host_gpu, openvino_devices).
     The remote working folder is removed afterwards, whatever happened."""
     backends = [e["backend"] for e in entries]
     if setup:
         target.python = setup_venv(target, backends)
-    res = target.ssh("mktemp -d -t detcli-bench.XXXXXX", timeout=60)
-    remote_dir = res.stdout.strip()
-    if res.returncode != 0 or not remote_dir:
+    # one connection: the working folder, and the --setup venv's python if an earlier run made one
+    res = target.ssh(
+        f'mktemp -d -t detcli-bench.XXXXXX && {{ [ -x "$HOME/{VENV}/bin/python" ] && '
+        f'printf "%s\\n" "$HOME/{VENV}/bin/python" || true; }}',
+        timeout=60,
+    )
+    lines = res.stdout.strip().splitlines()
+    if res.returncode != 0 or not lines:
         raise RemoteError(f"{target.host}: cannot create a working folder: {res.stderr.strip()}")
+    remote_dir = lines[0]
+    if target.python is None:
+        target.python = lines[1] if len(lines) > 1 else "python3"
     try:
         with tempfile.TemporaryDirectory(prefix="detcli-stage-") as tmp:
-            stage = stage_job(Path(tmp) / "job", entries, images, runs, warmup, meta=meta)
-            for item in sorted(stage.iterdir()):
-                target.put(item, remote_dir)
+            stage = stage_job(
+                Path(tmp) / "job", entries, images, runs, warmup, meta=meta, accuracy_images=accuracy_images
+            )
+            target.put(sorted(stage.iterdir()), remote_dir)
         q = shlex.quote(remote_dir)
         res = target.ssh(
             f"cd {q} && PYTHONPATH={q}/runner.zip {shlex.quote(target.python)} -m engine.bench.target job.json"

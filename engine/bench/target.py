@@ -43,13 +43,15 @@ def _openvino_devices() -> dict[str, str]:
 
 def run_job(job: dict, base: Path) -> dict:
     """Benchmark every entry of `job["entries"]` (artifact, backend, device, precision, options) on the images
-    in `job["images"]`; paths are relative to `base`."""
+    in `job["images"]`, and with `job["accuracy"]` detect on its files with the same predictor (same device,
+    same precision) for scoring back home; paths are relative to `base`."""
     from engine.bench.runner import bench_predictor, host_cpu
     from engine.infer import Predictor
 
     images = sorted((base / job["images"]).iterdir())
     devices = _openvino_devices()
-    rows = []
+    rows, detections = [], []
+    acc = job.get("accuracy")
     for e in job["entries"]:
         device, options, notes = e["device"], dict(e.get("options", {})), []
         if e["backend"] == "openvino" and device.upper() == "GPU" and "GPU" not in devices:
@@ -63,6 +65,8 @@ def run_job(job: dict, base: Path) -> dict:
         )
         row.notes.extend(notes)
         rows.append(row.to_dict())
+        if acc:
+            detections.append(_detect(predictor, base / acc["images"], acc["files"], acc["max_det"]))
     gpu = next((name for d, name in devices.items() if d.startswith("GPU")), None)
     return {
         "schema": SCHEMA,
@@ -70,9 +74,20 @@ def run_job(job: dict, base: Path) -> dict:
         "host_gpu": gpu,
         "openvino_devices": devices,
         "python": sys.version.split()[0],
+        "python_executable": sys.executable,
         "rows": rows,
         "meta": job.get("meta", {}),  # what the caller needs to record the rows (run, profile, host)
+        **({"accuracy": detections} if acc else {}),
     }
+
+
+def _detect(predictor, folder: Path, files: list[str], max_det: int) -> list[dict | None]:
+    """Every detection (no threshold, as eval scores them) per file, through the same `predict_files` as local
+    eval; None for a file that cannot be read here, so the caller names it instead of scoring it."""
+    out = []
+    for item in predictor.predict_files([folder / f for f in files], conf=0.0):
+        out.append(None if item.detections is None else item.detections.to_json(max_det))
+    return out
 
 
 def main(argv: list[str]) -> int:

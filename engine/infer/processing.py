@@ -50,6 +50,24 @@ class Detections:
 
         return draw_detections(image_bgr, pred=(self.boxes, self.scores, self.labels), class_names=self.names)
 
+    def to_json(self, limit: int | None = None) -> dict:
+        """The first `limit` detections as plain lists (how a target device sends them back to be scored).
+        float32 values survive the trip through JSON's doubles exactly."""
+        n = len(self) if limit is None else min(limit, len(self))
+        return {
+            "boxes": self.boxes[:n].tolist(),
+            "scores": self.scores[:n].tolist(),
+            "labels": self.labels[:n].tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Detections:
+        return cls(
+            np.asarray(data["boxes"], np.float32).reshape(-1, 4),
+            np.asarray(data["scores"], np.float32).reshape(-1),
+            np.asarray(data["labels"], np.int64).reshape(-1),
+        )
+
 
 def preprocess(
     image_bgr: np.ndarray, imgsz: tuple[int, int], keep_ratio: bool, cut_padding: bool = False
