@@ -28,7 +28,7 @@ class MLP(nn.Module):
         super().__init__()
         dims = [din] + [dhidden] * (num_layers - 1)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, [*dims[1:], dout], strict=True))
-        self.act = nn.ReLU()
+        self.act = nn.ReLU(inplace=True)  # on a linear's fresh output, whose backward does not read it
 
     def forward(self, x: Tensor) -> Tensor:
         for i, layer in enumerate(self.layers):
@@ -71,7 +71,7 @@ class TransformerDecoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.gateway = Gate(d_model)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.activation = nn.ReLU()
+        self.activation = nn.ReLU(inplace=True)  # as in MLP: linear1's output is read by nothing else
         self.dropout3 = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.dropout4 = nn.Dropout(dropout)

@@ -98,7 +98,9 @@ class ConvBNAct(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, k, stride, padding=(k - 1) // 2, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(cout)
-        self.act = nn.ReLU() if act else nn.Identity()
+        # in place: BN's backward needs its input, never its output, so overwriting the output is safe and saves
+        # the backbone's largest allocations (the official code allocates here; the result is the same)
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
         self.lab = LearnableAffineBlock() if act and lab else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:

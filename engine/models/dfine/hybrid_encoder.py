@@ -16,7 +16,14 @@ from torch import Tensor, nn
 def activation(name: str | None) -> nn.Module:
     """Activation module by name (the official configs use silu, gelu and relu)."""
     table = {"silu": nn.SiLU, "swish": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, None: nn.Identity}
-    return table[name]()
+    module = table[name]()
+    # in place, as the official get_activation does: every caller hands it a fresh tensor (a norm's, a sum's or
+    # a linear's output) that nothing else reads and whose producer's backward does not need it, so the result is
+    # the same while a feature-map-sized allocation and write per activation is saved (CPU training is bound by
+    # memory traffic)
+    if hasattr(module, "inplace"):
+        module.inplace = True
+    return module
 
 
 class ConvNormLayer_fuse(nn.Module):
