@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import save, shared_dir
+from _official_dfine import OFFICIAL_EXPORT
 
 from engine.bench.runner import bench_predictor, host_cpu
 from engine.data.decode import read_image
@@ -32,31 +33,6 @@ from engine.export.run_export import export_checkpoint
 from engine.infer import Predictor
 from engine.infer.backends import OnnxBackend, OpenVinoBackend
 from engine.models import build_model, save_checkpoint
-
-OFFICIAL_EXPORT = r"""
-import sys, torch
-where, size, out = sys.argv[1], sys.argv[2], sys.argv[3]
-sys.path.insert(0, where)
-from src.core import YAMLConfig
-
-cfg = YAMLConfig(f"{where}/configs/dfine/dfine_hgnetv2_{size}_coco.yml", HGNetv2={"pretrained": False})
-
-
-class Deployed(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model, self.post = cfg.model.deploy(), cfg.postprocessor.deploy()
-
-    def forward(self, images, orig_target_sizes):
-        return self.post(self.model(images), orig_target_sizes)
-
-
-torch.onnx.export(
-    Deployed().eval(), (torch.rand(1, 3, 640, 640), torch.tensor([[640, 640]])), out,
-    input_names=["images", "orig_target_sizes"], output_names=["labels", "boxes", "scores"],
-    opset_version=17, dynamo=False, do_constant_folding=True,
-)
-"""
 
 
 def official_graphs(size: str, ours: dict[str, Path], tmp: Path, runs: int) -> list[dict] | str:
@@ -67,7 +43,7 @@ def official_graphs(size: str, ours: dict[str, Path], tmp: Path, runs: int) -> l
     onnx_path = tmp / f"official-{size}.onnx"
     python = os.environ.get("DETCLI_PEER_PY", sys.executable)
     r = subprocess.run(
-        [python, "-c", OFFICIAL_EXPORT, where, size, str(onnx_path)], capture_output=True, text=True
+        [python, "-c", OFFICIAL_EXPORT, where, size, str(onnx_path), "640"], capture_output=True, text=True
     )
     if r.returncode != 0:
         return f"official export failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}"
