@@ -5,8 +5,8 @@ Every finding names the file (and line); errors make the check fail, warnings in
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.file_cache import FileCache, stat_keys
-from engine.data.file_check import FileCheckSettings, FileResult, check_files
+from engine.data.file_cache import FileCache
+from engine.data.file_check import FileCheckSettings, FileResult, check_files, read_file
 from engine.data.file_pool import ordered_map
+from engine.data.file_stat import stat_key_strings, stat_table
 from engine.data.file_walk import files_under
 from engine.data.formats.yolo import ImageSizeCache, read_classes, split_rows
 from engine.data.near_dup import near_duplicate_pairs
@@ -73,19 +74,22 @@ def check_dataset(
     """Run every check on the YOLO dataset at `root` (see the module docstring).
 
     Files are checked in a process pool (`workers`, default: the usable cores) in a fixed order, so the report
-    is the same for any number of workers. Per-file results are kept in `<root>/.detcli-cache/` (keyed by
-    path, size and mtime of the image and its label) unless `use_cache` is False.
+    is the same for any number of workers. Unless `use_cache` is False, results are kept in
+    `<root>/.detcli-cache/`: per file (keyed by path, size and mtime of the image and its label), and the whole
+    report, reused as it is while no file, split list or setting changed.
     """
     root = Path(root)
     report = CheckReport(str(root))
     add = report.findings.append
+    class_error = None
     try:
         names = read_classes(root, classes)
     except ValueError as e:
-        add(Finding("error", "classes", str(root), str(e)))
-        names = []
+        class_error, names = str(e), []
     images = files_under(str(root / "images"))
     if not images:
+        if class_error:
+            add(Finding("error", "classes", str(root), class_error))
         add(
             Finding(
                 "error",
@@ -96,63 +100,88 @@ def check_dataset(
             )
         )
         return report
+    settings = FileCheckSettings(
+        len(names) or None, (int(imgsz[0]), int(imgsz[1])), float(min_px), mosaic_scale
+    )
+    labels = _label_paths(root, images)
+    table, digest = None, ""
+    whole = FileCache(root, "report", f"{settings.key()}|{near_dup_bits}|{imbalance_ratio!r}", use_cache)
+    if use_cache:
+        table = stat_table(images + labels)
+        digest = _dataset_digest(root, names, class_error, images, table)
+        hit = whole.get("report", digest)
+        if hit is not None and all(os.path.isfile(p) == bool(e) for p, e in hit["outside"]):
+            if progress:
+                progress(len(images), len(images))
+            return _report_from(str(root), hit["report"])
+    if class_error:
+        add(Finding("error", "classes", str(root), class_error))
     norm = _Normaliser(root)
     listed = set(map(norm.image, images))
     split_of: dict[str, str] = {}
+    outside: dict[str, bool] = {}  # split rows that are not listed images, and whether each is a file
     for split in ("train", "val", "test"):
         if (root / f"{split}.csv").is_file():
             for rel in split_rows(root / f"{split}.csv"):
                 key = norm.row(rel)
                 split_of[key] = split
-                if key not in listed and not os.path.isfile(key):
-                    add(
-                        Finding(
-                            "error", "missing image", str(root / rel), f"listed in {split}.csv but missing"
+                if key not in listed:
+                    exists = outside[key] = os.path.isfile(key)
+                    if not exists:
+                        add(
+                            Finding(
+                                "error",
+                                "missing image",
+                                str(root / rel),
+                                f"listed in {split}.csv but missing",
+                            )
                         )
-                    )
-    settings = FileCheckSettings(
-        len(names) or None, (int(imgsz[0]), int(imgsz[1])), float(min_px), mosaic_scale
-    )
-    counts: Counter = Counter()
-    md5s: dict[str, str] = {}
+    first_of: dict[str, str] = {}  # digest -> the first image with it
     digests: list[str] = []
     hashes: list[int] = []
     hashed: list[str] = []
-    for img_path, res in _file_results(root, images, settings, use_cache, workers, progress):
-        if res.status == "unsupported":
-            add(
-                Finding(
-                    "warning",
-                    "unsupported",
-                    img_path,
-                    f"not an image format detcli reads ({Path(img_path).suffix})",
+    class_ids: list[int] = []
+    labelled = backgrounds = boxes = 0
+    results = _file_results(root, images, labels, table, settings, use_cache, workers, progress)
+    for img_path, res in results:
+        status = res.status
+        if status != "ok":
+            if status == "unsupported":
+                suffix = Path(img_path).suffix
+                add(
+                    Finding(
+                        "warning", "unsupported", img_path, f"not an image format detcli reads ({suffix})"
+                    )
                 )
-            )
-            continue
-        report.images += 1
-        if res.status == "corrupt":
+                continue
+            report.images += 1
             add(Finding("error", "corrupt image", img_path, res.error))
             continue
-        if res.md5 in md5s:
-            _dup(report, md5s[res.md5], img_path, split_of, norm, "exact duplicate")
-        else:
-            md5s[res.md5] = img_path
-        digests.append(res.md5)
+        digest_ = res.digest
+        first = first_of.setdefault(digest_, img_path)
+        if first is not img_path:
+            _dup(report, first, img_path, split_of, norm, "exact duplicate")
+        digests.append(digest_)
         hashes.append(res.dhash)
         hashed.append(img_path)
-        for sev, kind, path, message, line in res.findings:
-            add(Finding(sev, kind, path, message, line))
-        if res.label == "empty":
-            report.backgrounds += 1
-        elif res.label == "labelled":
-            report.labelled += 1
-            report.boxes += res.boxes
-            counts.update(res.labels)
+        if res.findings:
+            for sev, kind, path, message, line in res.findings:
+                add(Finding(sev, kind, path, message, line))
+        if res.label == "labelled":
+            labelled += 1
+            boxes += res.boxes
+            class_ids.extend(res.labels)
+        elif res.label == "empty":
+            backgrounds += 1
+    report.images += len(hashed)
+    report.labelled, report.backgrounds, report.boxes = labelled, backgrounds, boxes
     pairs = near_duplicate_pairs(np.array(hashes, dtype=np.uint64), near_dup_bits)
     for i, j, dist in pairs.tolist():
         if digests[i] != digests[j]:  # exact copies were reported above
             _dup(report, hashed[i], hashed[j], split_of, norm, f"near duplicate (hash distance {dist})")
-    report.class_counts = {names[c] if c < len(names) else str(c): k for c, k in sorted(counts.items())}
+    ids, per_class = np.unique(np.asarray(class_ids, np.int64), return_counts=True)
+    counts = dict(zip(ids.tolist(), per_class.tolist(), strict=True))
+    report.class_counts = {names[c] if c < len(names) else str(c): k for c, k in counts.items()}
     for c, name in enumerate(names):
         if counts.get(c, 0) == 0:
             add(Finding("warning", "imbalance", str(root), f"class '{name}' has no boxes"))
@@ -167,12 +196,51 @@ def check_dataset(
                 "boxes of the smallest: consider oversampling or more data",
             )
         )
+    if use_cache:
+        whole.put("report", digest, {"report": _report_to(report), "outside": sorted(outside.items())})
+        whole.save()
     return report
+
+
+def _dataset_digest(
+    root: Path, names: list[str], class_error: str | None, images: list[str], table: np.ndarray
+) -> str:
+    """What the whole report depends on besides the settings: the class names, the listing, size and mtime of
+    every image and label file, and the split lists' bytes. (Split rows outside the listing are stat'ed apart.)
+    """
+    h = hashlib.sha1()
+    for part in (str(root), "\n".join(names), class_error or "", "\0".join(images)):
+        h.update(part.encode("utf-8", "surrogateescape"))
+        h.update(b"\0\0")
+    h.update(table.tobytes())
+    for split in ("train", "val", "test"):
+        try:
+            h.update(read_file(root / f"{split}.csv"))
+        except OSError:  # no such split list (or not a file: ignored as the check ignores it)
+            h.update(b"-")
+        h.update(b"\0\0")
+    return h.hexdigest()
+
+
+def _report_to(report: CheckReport) -> list:
+    """The report as compact JSON values (`asdict` costs more than the rest of a cached re-check)."""
+    findings = [[f.severity, f.kind, f.path, f.message, f.line] for f in report.findings]
+    counts = [report.images, report.labelled, report.backgrounds, report.boxes]
+    return [*counts, report.class_counts, findings]
+
+
+def _report_from(root: str, saved: list) -> CheckReport:
+    images, labelled, backgrounds, boxes, class_counts, findings = saved
+    return CheckReport(
+        root, images, labelled, backgrounds, boxes, class_counts, [Finding(*f) for f in findings]
+    )
 
 
 def _file_results(
     root: Path,
     images: list[str],
+    labels: list[str],
+    table: np.ndarray | None,
     settings: FileCheckSettings,
     use_cache: bool,
     workers: int | None,
@@ -181,16 +249,20 @@ def _file_results(
     """(image, result) in the order of `images`: from the cache where the files are unchanged, else checked in
     the pool; sizes learnt on the way go to the shared image-size cache.
 
-    An unchanged file costs two stats (image, label) and a dictionary look-up: nothing is opened or decoded.
+    `table` is the `stat_table` of images + labels (None without a cache): an unchanged file costs a
+    dictionary look-up, nothing is opened or decoded.
     """
-    labels = _label_paths(root, images)
     cache = FileCache(root, "check", settings.key(), enabled=use_cache)
-    keys: list[tuple[str, str]] = []
+    image_keys: list[str] = []
+    keys: list[str] = []
     cached: list[FileResult | None] = [None] * len(images)
-    if use_cache:
-        keys = list(zip(stat_keys(images), stat_keys(labels), strict=True))
-        for i, (p, (ik, lk)) in enumerate(zip(images, keys, strict=True)):
-            hit = cache.get(p, f"{ik}|{lk}")
+    if use_cache and table is not None:
+        image_keys = stat_key_strings(table[: len(images)])
+        keys = [
+            f"{ik}|{lk}" for ik, lk in zip(image_keys, stat_key_strings(table[len(images) :]), strict=True)
+        ]
+        for i, (p, k) in enumerate(zip(images, keys, strict=True)):
+            hit = cache.get(p, k)
             if hit is not None:
                 cached[i] = FileResult(*hit)
     todo = [(p, lb) for p, lb, c in zip(images, labels, cached, strict=True) if c is None]
@@ -205,9 +277,9 @@ def _file_results(
         if res is None:
             res = next(fresh)
             if use_cache:
-                cache.put(p, f"{keys[i][0]}|{keys[i][1]}", res)
+                cache.put(p, keys[i], res)
         if sizes.enabled and res.status == "ok":
-            sizes.put_keyed(p, keys[i][0], res.width, res.height)
+            sizes.put_keyed(p, image_keys[i], res.width, res.height)
         yield p, res
     cache.save()
     sizes.save()

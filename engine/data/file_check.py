@@ -35,7 +35,7 @@ class FileCheckSettings:
     mosaic_scale: float
 
     def key(self) -> str:
-        return f"v1|{self.num_classes}|{self.imgsz[0]}x{self.imgsz[1]}|{self.min_px:g}|{self.mosaic_scale:g}"
+        return f"v2|{self.num_classes}|{self.imgsz[0]}x{self.imgsz[1]}|{self.min_px:g}|{self.mosaic_scale:g}"
 
 
 class FileResult(NamedTuple):
@@ -43,7 +43,7 @@ class FileResult(NamedTuple):
 
     status: str  # "ok" | "unsupported" | "corrupt"
     error: str | None
-    md5: str | None
+    digest: str | None  # SHA-1 of the file's bytes: equal files are exact duplicates
     dhash: int | None
     width: int
     height: int
@@ -86,62 +86,71 @@ def decode_bytes(
     return img, None
 
 
+_UNSUPPORTED = FileResult("unsupported", None, None, None, 0, 0, "", (), 0, ())
+_MISSING_MSG = "no label file: treated as background (create an empty file to mark it as such)"
+
+
 def check_files(settings: FileCheckSettings, items: list[tuple[str, str]]) -> list[FileResult]:
     """The check of a batch of (image, label file) paths: what one pool task runs.
 
     One read and one decode per image, everything else computed from them; hashes, label values and box sizes
     of the whole batch go through single array operations (numpy costs more per call than a small file does).
     """
-    out: list[FileResult] = []
+    # per file: [status, error, digest, width, height, label, findings, boxes, labels]; the dhash joins at the end
+    rows: list[list] = []
     thumbs: list[np.ndarray] = []
-    texts: list[tuple[int, str, str]] = []  # (index in out, label path, text) of the non-empty label files
+    texts: list[tuple[int, str, str]] = []  # (index in rows, label path, text) of the non-empty label files
     for img_path, label in items:
         suffix = _suffix(img_path)
         if suffix not in IMAGE_SUFFIXES:
-            out.append(FileResult("unsupported", None, None, None, 0, 0, "", (), 0, ()))
+            rows.append(None)  # type: ignore[arg-type]
             continue
         data = read_file(img_path)
         img, err = decode_bytes(img_path, data, suffix)
         if err:
-            out.append(FileResult("corrupt", err, None, None, 0, 0, "", (), 0, ()))
+            rows.append(["corrupt", err, None, 0, 0, "", (), 0, ()])
             continue
         h, w = img.shape[:2]
         thumbs.append(thumbnail(img))
-        digest = hashlib.md5(data).hexdigest()
+        digest = hashlib.sha1(data).hexdigest()  # the fastest of hashlib's on small files (SHA extensions)
         del img, data  # bounded memory: nothing of the image outlives its check
         try:
             # decoded as Path.read_text would (its universal newlines change nothing that splitlines sees)
             text = read_file(label).decode(TEXT_ENCODING, errors="replace")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            msg = "no label file: treated as background (create an empty file to mark it as such)"
-            missing = (("warning", "missing label", label, msg, None),)
-            out.append(FileResult("ok", None, digest, None, w, h, "missing", missing, 0, ()))
+            missing = (("warning", "missing label", label, _MISSING_MSG, None),)
+            rows.append(["ok", None, digest, w, h, "missing", missing, 0, ()])
             continue
         if text.strip():
-            texts.append((len(out), label, text))
-        out.append(FileResult("ok", None, digest, None, w, h, "empty", (), 0, ()))
-    if thumbs:
-        hashes = iter(hash_thumbnails(thumbs))
-        out = [r._replace(dhash=next(hashes)) if r.status == "ok" else r for r in out]
-    sizes = [(out[i].width, out[i].height) for i, _, _ in texts]
+            texts.append((len(rows), label, text))
+        rows.append(["ok", None, digest, w, h, "empty", (), 0, ()])
+    if texts:
+        _check_labels(settings, texts, rows)
+    hashes = iter(hash_thumbnails(thumbs) if thumbs else ())
+    return [
+        _UNSUPPORTED
+        if r is None
+        else FileResult(r[0], r[1], r[2], next(hashes) if r[0] == "ok" else None, *r[3:])
+        for r in rows
+    ]
+
+
+def _check_labels(settings: FileCheckSettings, texts: list[tuple[int, str, str]], rows: list[list]) -> None:
+    """Parse the non-empty label files of a batch and fill in their rows' label, findings, boxes and labels."""
+    sizes = [(rows[i][3], rows[i][4]) for i, _, _ in texts]
     parsed = parse_label_batch(
         [t for _, _, t in texts], [lb for _, lb, _ in texts], sizes, settings.num_classes
     )
     tiny = _tiny_counts([b for b, _, _ in parsed], sizes, settings)
     for (i, label, text), (boxes, ids, problems), n_tiny in zip(texts, parsed, tiny, strict=True):
         findings = [("error", "bad label", str(p.path), f"{p.message}: {p.text!r}", p.line) for p in problems]
-        rows = list(filter(None, map(str.strip, text.splitlines())))
-        if len(set(rows)) < len(rows):
-            for row, k in Counter(rows).items():
+        lines = list(filter(None, map(str.strip, text.splitlines())))
+        if len(set(lines)) < len(lines):
+            for line, k in Counter(lines).items():
                 if k > 1:
+                    where = lines.index(line) + 1
                     findings.append(
-                        (
-                            "warning",
-                            "duplicate row",
-                            label,
-                            f"row repeated {k} times: {row!r}",
-                            rows.index(row) + 1,
-                        )
+                        ("warning", "duplicate row", label, f"row repeated {k} times: {line!r}", where)
                     )
         if n_tiny:
             ms = settings.mosaic_scale
@@ -155,10 +164,8 @@ def check_files(settings: FileCheckSettings, items: list[tuple[str, str]]) -> li
                     None,
                 )
             )
-        out[i] = out[i]._replace(
-            label="labelled", findings=tuple(findings), boxes=len(boxes), labels=tuple(ids.tolist())
-        )
-    return out
+        row = rows[i]
+        row[5], row[6], row[7], row[8] = "labelled", tuple(findings), len(boxes), tuple(ids.tolist())
 
 
 def _suffix(path: str) -> str:

@@ -14,23 +14,38 @@ def files_under(folder: str) -> list[str]:
 
     As `Path.rglob`: symlinked files are listed, symlinked folders are not entered, unreadable folders skipped.
     """
-    found: list[tuple[list[str], str]] = []
-    _walk(folder, [], found)
-    found.sort(key=lambda item: item[0])
-    return [path for _, path in found]
+    found: list[str] = []
+    _walk(folder, found)
+    return found
 
 
-def _walk(folder: str, parts: list[str], found: list[tuple[list[str], str]]) -> None:
+def _walk(folder: str, found: list[str]) -> None:
+    # Sorting by parts is sorting each folder's names and listing a sub-folder's files where its name falls:
+    # two paths first differ in one folder, where the names decide. So a flat folder of images (the usual
+    # dataset) costs one sort of plain strings.
     try:
         with os.scandir(folder) as it:
             entries = list(it)
     except (PermissionError, FileNotFoundError, NotADirectoryError):
         return
+    files: list[str] = []
+    folders: list[str] = []
     for entry in entries:
         try:
             if entry.is_dir(follow_symlinks=False):
-                _walk(entry.path, [*parts, entry.name], found)
+                folders.append(entry.name)
             elif entry.is_file():
-                found.append(([*parts, entry.name], entry.path))
+                files.append(entry.name)
         except OSError:  # vanished or unreadable while listing: as if absent
             continue
+    prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as DirEntry.path joins them
+    if not folders:
+        files.sort()
+        found.extend([prefix + name for name in files])
+        return
+    sub = set(folders)
+    for name in sorted(files + folders):
+        if name in sub:
+            _walk(prefix + name, found)
+        else:
+            found.append(prefix + name)
