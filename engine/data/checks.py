@@ -17,7 +17,7 @@ import numpy as np
 from engine.data.file_cache import FileCache
 from engine.data.file_check import FileCheckSettings, FileResult, check_files, read_file
 from engine.data.file_pool import ordered_map
-from engine.data.file_stat import stat_key_strings, stat_table
+from engine.data.file_stat import stat_key_strings, stat_table, tree_stamps
 from engine.data.file_walk import files_under
 from engine.data.formats.yolo import ImageSizeCache, read_classes, split_rows
 from engine.data.near_dup import near_duplicate_pairs
@@ -86,6 +86,19 @@ def check_dataset(
         names = read_classes(root, classes)
     except ValueError as e:
         class_error, names = str(e), []
+    settings = FileCheckSettings(
+        len(names) or None, (int(imgsz[0]), int(imgsz[1])), float(min_px), mosaic_scale
+    )
+    whole = FileCache(root, "report", f"{settings.key()}|{near_dup_bits}|{imbalance_ratio!r}", use_cache)
+    digest = ""
+    if use_cache:
+        # before anything is read: a file changed during the check makes the next run miss, never reuse
+        digest = _dataset_digest(root, names, class_error)
+        hit = whole.get("report", digest)
+        if hit is not None and all(os.path.isfile(p) == bool(e) for p, e in hit["outside"]):
+            if progress:
+                progress(hit["report"][0], hit["report"][0])
+            return _report_from(str(root), hit["report"])
     images = files_under(str(root / "images"))
     if not images:
         if class_error:
@@ -100,20 +113,8 @@ def check_dataset(
             )
         )
         return report
-    settings = FileCheckSettings(
-        len(names) or None, (int(imgsz[0]), int(imgsz[1])), float(min_px), mosaic_scale
-    )
     labels = _label_paths(root, images)
-    table, digest = None, ""
-    whole = FileCache(root, "report", f"{settings.key()}|{near_dup_bits}|{imbalance_ratio!r}", use_cache)
-    if use_cache:
-        table = stat_table(images + labels)
-        digest = _dataset_digest(root, names, class_error, images, table)
-        hit = whole.get("report", digest)
-        if hit is not None and all(os.path.isfile(p) == bool(e) for p, e in hit["outside"]):
-            if progress:
-                progress(len(images), len(images))
-            return _report_from(str(root), hit["report"])
+    table = stat_table(images + labels) if use_cache else None
     if class_error:
         add(Finding("error", "classes", str(root), class_error))
     norm = _Normaliser(root)
@@ -202,17 +203,16 @@ def check_dataset(
     return report
 
 
-def _dataset_digest(
-    root: Path, names: list[str], class_error: str | None, images: list[str], table: np.ndarray
-) -> str:
-    """What the whole report depends on besides the settings: the class names, the listing, size and mtime of
-    every image and label file, and the split lists' bytes. (Split rows outside the listing are stat'ed apart.)
-    """
+def _dataset_digest(root: Path, names: list[str], class_error: str | None) -> str:
+    """What the whole report depends on besides the settings: the class names, the name, size and mtime of
+    every file under images/ and labels/, and the split lists' bytes. (Split rows outside images/ are checked
+    apart: see `outside`.)"""
     h = hashlib.sha1()
-    for part in (str(root), "\n".join(names), class_error or "", "\0".join(images)):
+    for part in (str(root), "\n".join(names), class_error or ""):
         h.update(part.encode("utf-8", "surrogateescape"))
         h.update(b"\0\0")
-    h.update(table.tobytes())
+    for stamp in tree_stamps([str(root / "labels"), str(root / "images")]):
+        h.update(stamp)
     for split in ("train", "val", "test"):
         try:
             h.update(read_file(root / f"{split}.csv"))

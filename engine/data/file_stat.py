@@ -1,27 +1,35 @@
 """Size and modification time of many files, on two cores where the system allows it.
 
-A re-check of an unchanged dataset is mostly this: one stat per image and per label file. A stat costs a
+A re-check of an unchanged dataset is mostly this: one stat per image and per label file. A stat costs about a
 microsecond in the kernel and another in Python, so a 100k-image dataset spends a third of a second here on one
-core; a forked child takes half of the paths.
+core; a forked child takes half of the work.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import warnings
 from array import array
+from collections.abc import Callable
 
 import numpy as np
 
-# below this, forking costs more than the child saves
+# below this many files, forking costs more than the child saves
 MIN_PATHS_TO_SPLIT = 8192
 
 
 def stat_table(paths: list[str]) -> np.ndarray:
     """(len(paths), 2) int64: size and mtime in ns of each path, (-1, -1) for one that cannot be stat'ed."""
-    if len(paths) >= MIN_PATHS_TO_SPLIT and sys.platform == "linux":
-        flat = _split_with_child(paths)
+    if len(paths) >= MIN_PATHS_TO_SPLIT:
+        half = len(paths) // 2
+        child = _Child.start(lambda: _stat_flat(paths[half:]).tobytes())
+        flat = _stat_flat(paths[:half])
+        rest = child.result() if child else None
+        if rest is None or len(rest) != 16 * (len(paths) - half):
+            rest = _stat_flat(paths[half:]).tobytes()
+        flat.frombytes(rest)
     else:
         flat = _stat_flat(paths)
     return np.frombuffer(flat, np.int64).reshape(-1, 2) if len(flat) else np.zeros((0, 2), np.int64)
@@ -30,6 +38,56 @@ def stat_table(paths: list[str]) -> np.ndarray:
 def stat_key_strings(table: np.ndarray) -> list[str]:
     """'size:mtime' of each row of a `stat_table`, '-' for a missing file (the per-file cache's keys)."""
     return [f"{s}:{m}" if s >= 0 else "-" for s, m in table.tolist()]
+
+
+def tree_stamps(folders: list[str]) -> list[bytes]:
+    """`tree_stamp` of each folder, the first one in a forked child while this process does the others."""
+    if not folders:
+        return []
+    child = _Child.start(lambda: tree_stamp(folders[0])) if len(folders) > 1 else None
+    rest = [tree_stamp(f) for f in folders[1:]]
+    first = child.result() if child else None
+    return [first if first is not None else tree_stamp(folders[0]), *rest]
+
+
+def tree_stamp(folder: str) -> bytes:
+    """A digest of the name, size and mtime of every entry under `folder` (symlinks followed, symlinked folders
+    not entered): it changes when any file is added, removed, renamed or rewritten."""
+    h = hashlib.sha1()
+    _stamp(folder, "", h)
+    return h.digest()
+
+
+def _stamp(folder: str, rel: str, h) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        h.update(b"\0?")
+        return
+    names: list[str] = []
+    sub: list[str] = []
+    stats = array("q")
+    add = stats.extend
+    try:
+        # listed by descriptor, each entry is stat'ed by name relative to it: a one-name path walk
+        with os.scandir(fd) as it:
+            for entry in it:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        sub.append(entry.name)
+                        continue
+                    st = entry.stat()
+                    add((st.st_size, st.st_mtime_ns))
+                except OSError:  # a broken link, or gone while listing: its name still counts
+                    add((-1, -1))
+                names.append(entry.name)
+    finally:
+        os.close(fd)
+    h.update(f"\0{rel}\0{len(names)}\0".encode("utf-8", "surrogateescape"))
+    h.update("\0".join(names).encode("utf-8", "surrogateescape"))
+    h.update(stats)
+    for name in sorted(sub):
+        _stamp(os.path.join(folder, name), f"{rel}/{name}", h)
 
 
 def _stat_flat(paths: list[str]) -> array:
@@ -45,47 +103,50 @@ def _stat_flat(paths: list[str]) -> array:
     return out
 
 
-def _split_with_child(paths: list[str]) -> array:
-    """`_stat_flat(paths)`, the second half stat'ed by a forked child that sends its table through a pipe.
+class _Child:
+    """A forked child computing bytes while the parent works on, sent back through a pipe.
 
     The child runs nothing but stat calls and exits without cleanup, so the parent's threads and locks are never
-    touched. Any failure (no fork, a child that dies) means the parent stats that half itself.
+    touched. Only on Linux (fork is unsafe with some macOS frameworks, absent on Windows); any failure (no fork,
+    a child that dies) gives None, and the caller does the work itself.
     """
-    half = len(paths) // 2
-    try:
-        r, w = os.pipe()
-    except OSError:
-        return _stat_flat(paths)
-    try:
-        with warnings.catch_warnings():  # 3.12+ warns of fork with threads: this child touches no lock
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-    except OSError:
-        os.close(r)
-        os.close(w)
-        return _stat_flat(paths)
-    if pid == 0:  # the child
-        code = 1
+
+    def __init__(self, pid: int, fd: int):
+        self.pid, self.fd = pid, fd
+
+    @classmethod
+    def start(cls, work: Callable[[], bytes]) -> _Child | None:
+        if sys.platform != "linux":
+            return None
         try:
+            r, w = os.pipe()
+        except OSError:
+            return None
+        try:
+            with warnings.catch_warnings():  # 3.12+ warns of fork with threads: this child touches no lock
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError:
             os.close(r)
-            data = memoryview(_stat_flat(paths[half:])).cast("B")
-            while data:
-                data = data[os.write(w, data) :]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    first = _stat_flat(paths[:half])
-    chunks = []
-    with os.fdopen(r, "rb") as f:
-        while chunk := f.read(1 << 20):
-            chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    data = b"".join(chunks)
-    second = array("q")
-    if status == 0 and len(data) == 16 * (len(paths) - half):
-        second.frombytes(data)
-    else:
-        second = _stat_flat(paths[half:])
-    first.extend(second)
-    return first
+            os.close(w)
+            return None
+        if pid == 0:
+            code = 1
+            try:
+                os.close(r)
+                data = memoryview(work()).cast("B")
+                while data:
+                    data = data[os.write(w, data) :]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        return cls(pid, r)
+
+    def result(self) -> bytes | None:
+        chunks = []
+        with os.fdopen(self.fd, "rb") as f:
+            while chunk := f.read(1 << 20):
+                chunks.append(chunk)
+        _, status = os.waitpid(self.pid, 0)
+        return b"".join(chunks) if status == 0 else None
