@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.file_cache import FileCache
-from engine.data.file_check import FileCheckSettings, FileResult, check_files, read_file
+from engine.data.file_check import FileCheckSettings, FileResult, check_files, label_paths, read_file
 from engine.data.file_pool import ordered_map
 from engine.data.file_stat import stat_key_strings, stat_table, tree_stamps
 from engine.data.file_walk import files_under
@@ -113,8 +113,9 @@ def check_dataset(
             )
         )
         return report
-    labels = _label_paths(root, images)
-    table = stat_table(images + labels) if use_cache else None
+    table = stat_table(images + label_paths(_layout(root), images)) if use_cache else None
+    # the pool starts on its first batches here; the split lists are read while its workers boot
+    results = _file_results(root, images, table, settings, use_cache, workers, progress)
     if class_error:
         add(Finding("error", "classes", str(root), class_error))
     norm = _Normaliser(root)
@@ -143,7 +144,6 @@ def check_dataset(
     hashed: list[str] = []
     class_ids: list[int] = []
     labelled = backgrounds = boxes = 0
-    results = _file_results(root, images, labels, table, settings, use_cache, workers, progress)
     for img_path, res in results:
         status = res.status
         if status != "ok":
@@ -239,7 +239,6 @@ def _report_from(root: str, saved: list) -> CheckReport:
 def _file_results(
     root: Path,
     images: list[str],
-    labels: list[str],
     table: np.ndarray | None,
     settings: FileCheckSettings,
     use_cache: bool,
@@ -247,7 +246,7 @@ def _file_results(
     progress,
 ) -> Iterator[tuple[str, FileResult]]:
     """(image, result) in the order of `images`: from the cache where the files are unchanged, else checked in
-    the pool; sizes learnt on the way go to the shared image-size cache.
+    the pool (started before this returns); sizes learnt on the way go to the shared image-size cache.
 
     `table` is the `stat_table` of images + labels (None without a cache): an unchanged file costs a
     dictionary look-up, nothing is opened or decoded.
@@ -265,37 +264,34 @@ def _file_results(
             hit = cache.get(p, k)
             if hit is not None:
                 cached[i] = FileResult(*hit)
-    todo = [(p, lb) for p, lb, c in zip(images, labels, cached, strict=True) if c is None]
+    todo = [p for p, c in zip(images, cached, strict=True) if c is None]
     # sizes were stored with the results a hit comes from: with no miss there is nothing to add
     sizes = ImageSizeCache(root, enabled=use_cache and (bool(todo) or not ImageSizeCache.exists(root)))
     done_before = len(images) - len(todo)
     step = (lambda d, t: progress(done_before + d, len(images))) if progress else None
-    fresh = ordered_map(partial(check_files, settings), todo, workers, step)
-    if progress and not todo:
-        progress(len(images), len(images))
-    for i, (p, res) in enumerate(zip(images, cached, strict=True)):
-        if res is None:
-            res = next(fresh)
-            if use_cache:
-                cache.put(p, keys[i], res)
-        if sizes.enabled and res.status == "ok":
-            sizes.put_keyed(p, image_keys[i], res.width, res.height)
-        yield p, res
-    cache.save()
-    sizes.save()
+    fresh = ordered_map(partial(check_files, settings, _layout(root)), todo, workers, step)
+
+    def merged() -> Iterator[tuple[str, FileResult]]:
+        if progress and not todo:
+            progress(len(images), len(images))
+        checked = iter(fresh)
+        for i, (p, res) in enumerate(zip(images, cached, strict=True)):
+            if res is None:
+                res = next(checked)
+                if use_cache:
+                    cache.put(p, keys[i], res)
+            if sizes.enabled and res.status == "ok":
+                sizes.put_keyed(p, image_keys[i], res.width, res.height)
+            yield p, res
+        cache.save()
+        sizes.save()
+
+    return merged()
 
 
-def _label_paths(root: Path, images: list[str]) -> list[str]:
-    """`label_path_for` of every image (all under `root`/images), by string operations."""
-    prefix, labels_dir = str(root / "images") + os.sep, str(root / "labels") + os.sep
-    out = []
-    for p in images:
-        rel = p[len(prefix) :] if p.startswith(prefix) else os.path.basename(p)
-        dot, name_at = rel.rfind("."), rel.rfind(os.sep) + 1
-        # as Path.with_suffix: a dot that starts the name, or ends it, is not a suffix
-        stem = rel[:dot] if name_at < dot < len(rel) - 1 else rel
-        out.append(labels_dir + stem + ".txt")
-    return out
+def _layout(root: Path) -> tuple[str, str]:
+    """The images/ and labels/ folders of a dataset, as the prefixes `label_paths` takes."""
+    return str(root / "images") + os.sep, str(root / "labels") + os.sep
 
 
 class _Normaliser:

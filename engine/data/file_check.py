@@ -90,8 +90,23 @@ _UNSUPPORTED = FileResult("unsupported", None, None, None, 0, 0, "", (), 0, ())
 _MISSING_MSG = "no label file: treated as background (create an empty file to mark it as such)"
 
 
-def check_files(settings: FileCheckSettings, items: list[tuple[str, str]]) -> list[FileResult]:
-    """The check of a batch of (image, label file) paths: what one pool task runs.
+def label_paths(layout: tuple[str, str], images: list[str]) -> list[str]:
+    """`label_path_for` of every image, by string operations: `layout` is the dataset's images/ and labels/
+    folders, each ending in a separator."""
+    prefix, labels_dir = layout
+    out = []
+    for p in images:
+        rel = p[len(prefix) :] if p.startswith(prefix) else os.path.basename(p)
+        dot, name_at = rel.rfind("."), rel.rfind(os.sep) + 1
+        # as Path.with_suffix: a dot that starts the name, or ends it, is not a suffix
+        stem = rel[:dot] if name_at < dot < len(rel) - 1 else rel
+        out.append(labels_dir + stem + ".txt")
+    return out
+
+
+def check_files(settings: FileCheckSettings, layout: tuple[str, str], images: list[str]) -> list[FileResult]:
+    """The check of a batch of images and their label files (found by `label_paths(layout, images)`): what one
+    pool task runs.
 
     One read and one decode per image, everything else computed from them; hashes, label values and box sizes
     of the whole batch go through single array operations (numpy costs more per call than a small file does).
@@ -100,7 +115,7 @@ def check_files(settings: FileCheckSettings, items: list[tuple[str, str]]) -> li
     rows: list[list] = []
     thumbs: list[np.ndarray] = []
     texts: list[tuple[int, str, str]] = []  # (index in rows, label path, text) of the non-empty label files
-    for img_path, label in items:
+    for img_path, label in zip(images, label_paths(layout, images), strict=True):
         suffix = _suffix(img_path)
         if suffix not in IMAGE_SUFFIXES:
             rows.append(None)  # type: ignore[arg-type]

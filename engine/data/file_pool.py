@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -28,9 +28,12 @@ def ordered_map(
     items: Sequence[T],
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> Iterator[R]:
-    """The results of `fn` (which maps a batch of items to a list of results) for every item, yielded in the
-    order of `items`; `progress(done, total)` after each batch.
+) -> OrderedResults[R]:
+    """The results of `fn` (which maps a batch of items to a list of results) for every item, in the order of
+    `items`; `progress(done, total)` after each batch.
+
+    The pool starts, and is handed every batch, before this returns: the caller can do other work while the
+    workers boot and run. Iterate the result (or `close()` it) to end the pool.
 
     A task is a batch, not one file: per-file tasks cost more in pickling and queueing than a small image costs
     to check. Workers come from a fork server: a fresh process imports only what `fn` needs, so a parent that
@@ -42,20 +45,36 @@ def ordered_map(
     size = max(1, min(256, -(-total // (workers * 8))))
     batches = [list(items[i : i + size]) for i in range(0, total, size)]
     if workers == 1 or total < MIN_FILES_FOR_POOL:
-        results: Iterable[list[R]] = map(fn, batches)
-        pool = None
-    else:
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        pool = ctx.Pool(workers)
-        results = pool.imap(fn, batches)
-    done = 0
-    try:
-        for batch in results:
-            done += len(batch)
-            if progress:
-                progress(done, total)
-            yield from batch
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        return OrderedResults(map(fn, batches), None, total, progress)
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        # the server imports what the workers need once, and each worker forks from it ready to go (the
+        # preload only counts for the first pool of this process, which starts the server)
+        ctx.set_forkserver_preload([getattr(fn, "func", fn).__module__])
+    pool = ctx.Pool(workers)
+    return OrderedResults(pool.imap(fn, batches), pool, total, progress)
+
+
+class OrderedResults(Generic[R]):
+    """The per-item results of `ordered_map`, one pass; the pool ends when they run out or on `close()`."""
+
+    def __init__(self, batches: Iterable[list[R]], pool, total: int, progress) -> None:
+        self._batches, self._pool, self._total, self._progress = batches, pool, total, progress
+
+    def __iter__(self) -> Iterator[R]:
+        done = 0
+        try:
+            for batch in self._batches:
+                done += len(batch)
+                if self._progress:
+                    self._progress(done, self._total)
+                yield from batch
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None

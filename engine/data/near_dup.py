@@ -39,7 +39,7 @@ def near_duplicate_pairs(hashes: np.ndarray, k: int) -> np.ndarray:
     found = []
     for mask in _band_masks(k):
         band = h & np.uint64(mask)
-        order = np.argsort(band, kind="stable")
+        order = np.argsort(band)  # any order within a run: pairs are sorted at the end
         sb = band[order]
         # members of one band value sit in one run of the sorted order: every position pairs with the ones
         # after it in its run
