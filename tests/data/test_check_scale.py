@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from detcli.cli import cli
-from engine.data import checks
+from engine.data import checks, file_stat, near_dup
 from engine.data.checks import check_dataset
 from engine.data.file_check import dhash
 from engine.data.file_walk import files_under
@@ -212,3 +212,108 @@ def test_piped_check_prints_a_line_per_thousand_files(tmp_path):
     thousands = [d // 1000 for d in done]
     assert sorted(set(thousands)) == [1, 2] and thousands == sorted(thousands), r.stderr
     assert len(done) <= 3 and len(set(done)) == len(done), r.stderr
+
+
+def test_indexed_search_in_bounded_chunks_on_crowded_bands(monkeypatch):
+    # low-entropy hashes crowd every band (a dataset of near-identical frames): the candidate pairs of a band
+    # are then compared in many chunks, and still give exactly the pairwise pairs
+    rng = np.random.default_rng(7)
+    h = rng.integers(0, 2**14, size=1200).astype(np.uint64) << np.uint64(rng.integers(0, 50))
+    h[::7] = h[0]  # and a run of identical hashes
+    monkeypatch.setattr(near_dup, "_CHUNK", 500)
+    for k in (0, 3, 6):
+        got, ref = near_duplicate_pairs(h, k), near_duplicate_pairs_pairwise(h, k)
+        assert len(ref) > 5000
+        np.testing.assert_array_equal(got, ref)
+
+
+def _agrees_with_a_fresh_check(root, **kw):
+    cached = check_dataset(root, workers=1, **kw).to_dict()
+    assert cached == check_dataset(root, use_cache=False, workers=1, **kw).to_dict()
+    return cached
+
+
+def test_whole_report_is_reused_until_anything_it_depends_on_changes(tmp_path, monkeypatch):
+    monkeypatch.setattr(file_stat, "MIN_PATHS_TO_SPLIT", 2)  # the forked-child stats, on a small dataset
+    root = tmp_path / "ds"
+    generate(root, images=40, size=32, seed=4)
+    first = _agrees_with_a_fresh_check(root)
+    assert list((root / ".detcli-cache").glob("report-*.json"))
+
+    def no_checks(*a, **k):
+        raise AssertionError("a file was checked although the report could be reused")
+
+    with monkeypatch.context() as m:
+        m.setattr(checks, "check_files", no_checks)
+        m.setattr(checks, "near_duplicate_pairs", no_checks)
+        assert check_dataset(root, workers=1).to_dict() == first
+
+    # a label rewritten in place, same size, only the mtime tells
+    label = sorted((root / "labels").glob("*.txt"))[3]
+    text = label.read_text()
+    label.write_text("7" + text[1:] if text else "")
+    os.utime(label, ns=(10**9, 10**9))
+    rep = _agrees_with_a_fresh_check(root)
+    assert rep != first and any(f["path"] == str(label) and f["kind"] == "bad label" for f in rep["findings"])
+    # an image added (an exact copy), one removed
+    images = sorted((root / "images").glob("*.jpg"))
+    shutil.copy(images[0], root / "images" / "zz_copy.jpg")
+    images[5].unlink()
+    rep = _agrees_with_a_fresh_check(root)
+    assert any("zz_copy" in f["path"] for f in rep["findings"])
+    # a split list, the class names, a setting
+    rows = (root / "val.csv").read_text().splitlines()
+    (root / "val.csv").write_text("\n".join([*rows, "images/zz_copy.jpg", "extra/outside.jpg"]) + "\n")
+    rep = _agrees_with_a_fresh_check(root)
+    assert any(f["kind"] == "missing image" and "outside.jpg" in f["path"] for f in rep["findings"])
+    # a split row outside images/ that appears: no listing, stat or split list changes, yet the report does
+    (root / "extra").mkdir()
+    shutil.copy(images[1], root / "extra" / "outside.jpg")
+    rep = _agrees_with_a_fresh_check(root)
+    assert not any(f["kind"] == "missing image" and "outside.jpg" in f["path"] for f in rep["findings"])
+    (root / "classes.txt").write_text("only\n")
+    rep = _agrees_with_a_fresh_check(root)
+    assert rep["class_counts"] != first["class_counts"]
+    assert _agrees_with_a_fresh_check(root, min_px=1000.0) != rep  # every box "too small"
+
+
+def test_stats_in_a_forked_child_equal_stats_in_one_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(file_stat, "MIN_PATHS_TO_SPLIT", 2)
+    for i in range(9):
+        (tmp_path / "a" / f"s{i % 2}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "a" / f"s{i % 2}" / f"f{i}.txt").write_bytes(b"x" * i)
+    paths = [str(p) for p in sorted((tmp_path / "a").rglob("*.txt"))] + [str(tmp_path / "gone.txt")]
+    table = file_stat.stat_table(paths)
+    want = [(os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths[:-1]] + [(-1, -1)]
+    assert table.tolist() == [list(w) for w in want]
+    (tmp_path / "b").mkdir()
+    stamps = file_stat.tree_stamps([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert stamps == [file_stat.tree_stamp(str(tmp_path / "a")), file_stat.tree_stamp(str(tmp_path / "b"))]
+    edited = tmp_path / "a" / "s1" / "f3.txt"
+    edited.write_bytes(b"yyy")  # same size
+    os.utime(edited, ns=(5, 5))
+    assert file_stat.tree_stamp(str(tmp_path / "a")) != stamps[0]
+
+
+def test_records_keep_image_order_with_unreadable_images(tmp_path):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    img = np.full((20, 30, 3), 90, np.uint8)
+    for name in ("b.jpg", "d.jpg"):
+        cv2.imwrite(str(root / "images" / name), img)
+    for name in ("a_bad.jpg", "c_bad.png", "e_bad.jpg"):
+        (root / "images" / name).write_text("not an image")
+    (root / "labels" / "b.txt").write_text("0 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.2 0.2\n")
+    for use_cache in (False, True, True):
+        records, problems = load_records(root, "images", ["x", "y"], use_cache=use_cache)
+        assert [(r.path.name, r.width, r.height, r.labels.tolist()) for r in records] == [
+            ("b.jpg", 30, 20, [0]),
+            ("d.jpg", 30, 20, []),
+        ]
+        assert [(Path(p.path).name, p.line) for p in problems] == [
+            ("a_bad.jpg", None),
+            ("b.txt", 2),
+            ("c_bad.png", None),
+            ("e_bad.jpg", None),
+        ]
