@@ -180,8 +180,7 @@ def check_dataset(
     for i, j, dist in pairs.tolist():
         if digests[i] != digests[j]:  # exact copies were reported above
             _dup(report, hashed[i], hashed[j], split_of, norm, f"near duplicate (hash distance {dist})")
-    ids, per_class = np.unique(np.asarray(class_ids, np.int64), return_counts=True)
-    counts = dict(zip(ids.tolist(), per_class.tolist(), strict=True))
+    counts = _class_counts(np.asarray(class_ids, np.int64))
     report.class_counts = {names[c] if c < len(names) else str(c): k for c, k in counts.items()}
     for c, name in enumerate(names):
         if counts.get(c, 0) == 0:
@@ -201,6 +200,16 @@ def check_dataset(
         whole.put("report", digest, {"report": _report_to(report), "outside": sorted(outside.items())})
         whole.save()
     return report
+
+
+def _class_counts(ids: np.ndarray) -> dict[int, int]:
+    """{class id: boxes} of the ids present, in id order."""
+    if len(ids) and ids.min() >= 0:  # the usual case, in one pass
+        per_class = np.bincount(ids)
+        present = np.flatnonzero(per_class)
+        return dict(zip(present.tolist(), per_class[present].tolist(), strict=True))
+    values, per_class = np.unique(ids, return_counts=True)  # negative ids: a dataset without class names
+    return dict(zip(values.tolist(), per_class.tolist(), strict=True))
 
 
 def _dataset_digest(root: Path, names: list[str], class_error: str | None) -> str:

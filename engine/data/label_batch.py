@@ -58,7 +58,7 @@ def parse_label_batch(
             axis=1,
         ).astype(np.float32)
         ids = cls.astype(np.int64)
-        dirty = set(np.unique(owner[bad]).tolist())
+        dirty = set(owner[bad].tolist())
         ends = np.cumsum(counts).tolist()
         start = 0
         for k, (i, end) in enumerate(zip(fast, ends, strict=True)):
