@@ -119,16 +119,17 @@ def check_dataset(
     if class_error:
         add(Finding("error", "classes", str(root), class_error))
     norm = _Normaliser(root)
-    listed = set(map(norm.image, images))
+    listed = set(images)
     split_of: dict[str, str] = {}
     outside: dict[str, bool] = {}  # split rows that are not listed images, and whether each is a file
     for split in ("train", "val", "test"):
         if (root / f"{split}.csv").is_file():
             for rel in split_rows(root / f"{split}.csv"):
-                key = norm.row(rel)
+                absolute = norm.row(rel)
+                key = norm.as_listed(absolute)
                 split_of[key] = split
                 if key not in listed:
-                    exists = outside[key] = os.path.isfile(key)
+                    exists = outside[absolute] = os.path.isfile(absolute)
                     if not exists:
                         add(
                             Finding(
@@ -161,7 +162,7 @@ def check_dataset(
         digest_ = res.digest
         first = first_of.setdefault(digest_, img_path)
         if first is not img_path:
-            _dup(report, first, img_path, split_of, norm, "exact duplicate")
+            _dup(report, first, img_path, split_of, "exact duplicate")
         digests.append(digest_)
         hashes.append(res.dhash)
         hashed.append(img_path)
@@ -179,7 +180,7 @@ def check_dataset(
     pairs = near_duplicate_pairs(np.array(hashes, dtype=np.uint64), near_dup_bits)
     for i, j, dist in pairs.tolist():
         if digests[i] != digests[j]:  # exact copies were reported above
-            _dup(report, hashed[i], hashed[j], split_of, norm, f"near duplicate (hash distance {dist})")
+            _dup(report, hashed[i], hashed[j], split_of, f"near duplicate (hash distance {dist})")
     counts = _class_counts(np.asarray(class_ids, np.int64))
     report.class_counts = {names[c] if c < len(names) else str(c): k for c, k in counts.items()}
     for c, name in enumerate(names):
@@ -315,9 +316,10 @@ class _Normaliser:
         self._prefix = str(root / "images") + os.sep
         self._images = os.path.join(self._root, "images") + os.sep
 
-    def image(self, path: str) -> str:
-        """The spelling of a listed image (a path under the dataset's images/)."""
-        return self._images + path[len(self._prefix) :]
+    def as_listed(self, path: str) -> str:
+        """A normalised path spelt as the listing spells it if it is under images/ (so listed images and split
+        rows compare as plain strings, with no per-image work)."""
+        return self._prefix + path[len(self._images) :] if path.startswith(self._images) else path
 
     def row(self, rel: str) -> str:
         """The spelling of a split CSV's row (a path relative to the dataset root, or absolute)."""
@@ -326,8 +328,8 @@ class _Normaliser:
         return self._root + os.sep + rel  # no part to normalise: what normpath would give, at a fraction
 
 
-def _dup(report: CheckReport, a: str, b: str, split_of: dict[str, str], norm: _Normaliser, what: str) -> None:
-    sa, sb = split_of.get(norm.image(a)), split_of.get(norm.image(b))
+def _dup(report: CheckReport, a: str, b: str, split_of: dict[str, str], what: str) -> None:
+    sa, sb = split_of.get(a), split_of.get(b)
     if sa and sb and sa != sb:
         report.findings.append(
             Finding(
