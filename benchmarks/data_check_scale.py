@@ -5,7 +5,13 @@ the check's time over reading and decoding every file alone in the same pool (ta
 re-check (target <= 5% of the first) and the peak memory of the largest check (target < 1 GiB).
 
 The check and its floor run interleaved (decode, check, decode, check, ...) with the same worker count, and each
-ratio takes the best time of each side, so a neighbour's load on a shared machine hits both alike. Memory is the
+ratio takes the best time of each side, so a neighbour's load on a shared machine hits both alike. The floor is
+the images alone: listed, read and decoded (`cv2.imdecode`, as the check decodes) in the same pool.
+
+`per_file_us` splits one core's time per file of the largest dataset (4000 files, best of 5) into what the check
+does beyond the floor: the 9x8 grey thumbnail of the difference hash, the SHA-1 of the bytes, reading the label
+file, and everything else of `check_files` (label parsing and findings, result records). It says where the
+check's time over decoding goes. Memory is the
 proportional set size (PSS: shared pages split between the processes) of this process and all its children
 (the pool's fork server and workers), sampled every 20 ms while the check runs.
 
@@ -16,6 +22,7 @@ Run: `python benchmarks/data_check_scale.py [--sizes 2000 8000 32000] [--rounds 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -23,10 +30,19 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 from _common import ROOT, save
 
 from engine.data.checks import check_dataset
-from engine.data.file_check import decode_files
+from engine.data.file_check import (
+    FileCheckSettings,
+    check_files,
+    decode_files,
+    label_paths,
+    read_file,
+    thumbnail,
+)
 from engine.data.file_pool import default_workers, ordered_map
 from engine.data.file_walk import files_under
 
@@ -89,6 +105,29 @@ def _decode_all(root: Path, workers: int) -> int:
     return sum(ordered_map(decode_files, files_under(str(root / "images")), workers))
 
 
+def _per_file_us(root: Path, n: int = 4000, batch: int = 256) -> dict:
+    """One core's time per file (µs, best of 5) of the floor and of each part of the check beyond it."""
+    images = files_under(str(root / "images"))[:n]
+    layout = (str(root / "images") + os.sep, str(root / "labels") + os.sep)
+    data = [read_file(p) for p in images]
+    decoded = [cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_COLOR) for d in data]
+    settings = FileCheckSettings(None, (640, 640), 4.0, 1.0)
+    batches = [images[i : i + batch] for i in range(0, len(images), batch)]
+    parts = {
+        "read_and_decode": lambda: [decode_files(b) for b in batches],
+        "thumbnail": lambda: [thumbnail(img) for img in decoded],
+        "sha1": lambda: [hashlib.sha1(d).hexdigest() for d in data],
+        "read_label": lambda: [read_file(p) for p in label_paths(layout, images)],
+        "check_files": lambda: [check_files(settings, layout, b) for b in batches],
+    }
+    out = {}
+    for name, fn in parts.items():
+        out[name] = round(min(_timed(fn)[0] for _ in range(5)) / len(images) * 1e6, 2)
+    known = out["read_and_decode"] + out["thumbnail"] + out["sha1"] + out["read_label"]
+    out["labels_findings_records"] = round(out["check_files"] - known, 2)
+    return out
+
+
 def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000, 32000])
@@ -136,6 +175,7 @@ def main() -> dict:
         key = "growth_32k_over_8k" if (a, b) == (8000, 32000) else f"growth_{b}_over_{a}"
         out[key] = round(by[b]["ms_per_image"] * b / (by[a]["ms_per_image"] * a), 3)
     out["peak_pss_mib"] = max(r["peak_pss_mib"] for r in out["rows"])
+    out["per_file_us"] = _per_file_us(_dataset(args.data, sizes[-1]))
     print({k: v for k, v in out.items() if k != "rows"})
     save("data_check_scale", out)
     return out

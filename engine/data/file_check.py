@@ -67,18 +67,20 @@ def hash_thumbnails(thumbs: list[np.ndarray]) -> list[int]:
     """`dhash` of each thumbnail (all of one size), in a few array operations for the whole batch."""
     t = np.stack(thumbs)
     bits = (t[:, :, 1:] > t[:, :, :-1]).reshape(len(t), -1)
+    packed = np.packbits(bits, axis=1)  # first bit most significant, as int("0101...", 2) reads them
+    if packed.shape[1] == 8:  # the 64-bit hash of size 8: each row is one big-endian integer
+        return packed.view(">u8").ravel().tolist()
     shift = -bits.shape[1] % 8
-    # first bit most significant, as int("0101...", 2) reads them
-    return [int.from_bytes(row.tobytes(), "big") >> shift for row in np.packbits(bits, axis=1)]
+    return [int.from_bytes(row.tobytes(), "big") >> shift for row in packed]
 
 
 def decode_bytes(
     path: str | Path, data: bytes, suffix: str | None = None
 ) -> tuple[np.ndarray | None, str | None]:
     """The image in `data` (read from `path`, whose lower-case `suffix` may be given), or why it cannot be used."""
-    if (suffix if suffix is not None else Path(path).suffix.lower()) in (".jpg", ".jpeg") and not data.rstrip(
-        b"\0"
-    ).endswith(b"\xff\xd9"):
+    jpeg = (suffix if suffix is not None else Path(path).suffix.lower()) in (".jpg", ".jpeg")
+    # (the end-of-image marker, or padding after it; rstrip copies the file, so only when needed)
+    if jpeg and not data.endswith(b"\xff\xd9") and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         return None, "truncated JPEG (no end-of-image marker): re-export or remove it"
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:

@@ -53,7 +53,8 @@ def tree_stamps(folders: list[str]) -> list[bytes]:
 def tree_stamp(folder: str) -> bytes:
     """A digest of the name, size and mtime of every entry under `folder` (symlinks followed, symlinked folders
     not entered): it changes when any file is added, removed, renamed or rewritten."""
-    h = hashlib.sha1()
+    # BLAKE2 is CPython's own code, not OpenSSL's: safe in a forked child of a threaded parent
+    h = hashlib.blake2b(digest_size=20)
     _stamp(folder, "", h)
     return h.digest()
 
@@ -106,8 +107,8 @@ def _stat_flat(paths: list[str]) -> array:
 class _Child:
     """A forked child computing bytes while the parent works on, sent back through a pipe.
 
-    The child runs nothing but stat calls and exits without cleanup, so the parent's threads and locks are never
-    touched. Only on Linux (fork is unsafe with some macOS frameworks, absent on Windows); any failure (no fork,
+    The child runs nothing but stat calls and hashing (never OpenSSL, whose locks a parent's thread may hold), and
+    exits without cleanup, so the parent's threads and locks are never touched. Only on Linux (fork is unsafe with some macOS frameworks, absent on Windows); any failure (no fork,
     a child that dies) gives None, and the caller does the work itself.
     """
 
