@@ -35,7 +35,7 @@ class FileCheckSettings:
     mosaic_scale: float
 
     def key(self) -> str:
-        return f"v2|{self.num_classes}|{self.imgsz[0]}x{self.imgsz[1]}|{self.min_px:g}|{self.mosaic_scale:g}"
+        return f"v3|{self.num_classes}|{self.imgsz[0]}x{self.imgsz[1]}|{self.min_px:g}|{self.mosaic_scale:g}"
 
 
 class FileResult(NamedTuple):
@@ -163,9 +163,10 @@ def _check_labels(settings: FileCheckSettings, texts: list[tuple[int, str, str]]
         findings = [("error", "bad label", str(p.path), f"{p.message}: {p.text!r}", p.line) for p in problems]
         lines = list(filter(None, map(str.strip, text.splitlines())))
         if len(set(lines)) < len(lines):
+            stripped = [ln.strip() for ln in text.splitlines()]  # file lines, blank ones included
             for line, k in Counter(lines).items():
                 if k > 1:
-                    where = lines.index(line) + 1
+                    where = stripped.index(line) + 1  # the line of its first occurrence
                     findings.append(
                         ("warning", "duplicate row", label, f"row repeated {k} times: {line!r}", where)
                     )

@@ -317,3 +317,15 @@ def test_records_keep_image_order_with_unreadable_images(tmp_path):
             ("c_bad.png", None),
             ("e_bad.jpg", None),
         ]
+
+
+def test_repeated_label_rows_are_named_with_their_line(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=3, size=32, seed=0)
+    label = sorted((root / "labels").glob("*.txt"))[0]
+    # the first copy is on line 3 of the file (the 2nd non-blank row)
+    label.write_text("1 0.3 0.3 0.1 0.1\n\n0 0.5 0.5 0.2 0.2\n 0 0.5 0.5 0.2 0.2\t\n0 0.5 0.5 0.2 0.2\n")
+    rep = check_dataset(root, use_cache=False, workers=1)
+    rows = [(f.kind, f.path, f.line, f.message) for f in rep.findings if f.kind == "duplicate row"]
+    assert rows == [("duplicate row", str(label), 3, "row repeated 3 times: '0 0.5 0.5 0.2 0.2'")]
+    assert rep.boxes == sum(len(r.boxes) for r in load_records(root, "images", read_classes(root))[0])
