@@ -67,7 +67,9 @@ def check_cmd(
 ) -> None:
     """Find corrupt images, bad label rows, duplicates and leakage across splits, tiny objects, imbalance.
 
-    Exit code 1 when errors exist (0 with warnings only).
+    Results are kept in <root>/.detcli-cache/: the report of an unchanged dataset is reused (a stat per file,
+    nothing opened), and after a change only the changed files are read again. Exit code 1 when errors exist
+    (0 with warnings only).
     """
     import sys
 
