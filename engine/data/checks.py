@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,7 +19,7 @@ from engine.data.file_check import FileCheckSettings, FileResult, check_files, l
 from engine.data.file_pool import ordered_map
 from engine.data.file_stat import stat_key_strings, stat_table, tree_stamps
 from engine.data.file_walk import files_under
-from engine.data.formats.yolo import ImageSizeCache, read_classes, split_rows
+from engine.data.formats.yolo import ImageSizeCache, SplitListError, read_classes, split_rows
 from engine.data.near_dup import near_duplicate_pairs
 
 
@@ -115,30 +115,14 @@ def check_dataset(
         return report
     table = stat_table(images + label_paths(_layout(root), images)) if use_cache else None
     # the pool starts on its first batches here; the split lists are read while its workers boot
-    results = _file_results(root, images, table, settings, use_cache, workers, progress)
+    results, close = _file_results(root, images, table, settings, use_cache, workers, progress)
     if class_error:
         add(Finding("error", "classes", str(root), class_error))
-    norm = _Normaliser(root)
-    listed = set(images)
-    split_of: dict[str, str] = {}
-    outside: dict[str, bool] = {}  # split rows that are not listed images, and whether each is a file
-    for split in ("train", "val", "test"):
-        if (root / f"{split}.csv").is_file():
-            for rel in split_rows(root / f"{split}.csv"):
-                absolute = norm.row(rel)
-                key = norm.as_listed(absolute)
-                split_of[key] = split
-                if key not in listed:
-                    exists = outside[absolute] = os.path.isfile(absolute)
-                    if not exists:
-                        add(
-                            Finding(
-                                "error",
-                                "missing image",
-                                str(root / rel),
-                                f"listed in {split}.csv but missing",
-                            )
-                        )
+    try:
+        split_of, outside = _read_splits(root, set(images), add)
+    except BaseException:
+        close()  # no pool outlives a failed check
+        raise
     first_of: dict[str, str] = {}  # digest -> the first image with it
     digests: list[str] = []
     hashes: list[int] = []
@@ -203,6 +187,36 @@ def check_dataset(
     return report
 
 
+def _read_splits(root: Path, listed: set[str], add) -> tuple[dict[str, str], dict[str, bool]]:
+    """The split of each image the split lists name (spelt as the listing spells images), and the rows that are
+    no listed image with whether each is a file; missing images and unreadable lists are reported with `add`."""
+    norm = _Normaliser(root)
+    split_of: dict[str, str] = {}
+    outside: dict[str, bool] = {}
+    for split in ("train", "val", "test"):
+        csv_path = root / f"{split}.csv"
+        if not csv_path.is_file():
+            continue
+        try:
+            rows = split_rows(csv_path)
+        except SplitListError as e:
+            add(Finding("error", "split list", str(e.path), e.reason, e.line))
+            continue
+        for rel in rows:
+            absolute = norm.row(rel)
+            key = norm.as_listed(absolute)
+            split_of[key] = split
+            if key not in listed:
+                exists = outside[absolute] = os.path.isfile(absolute)
+                if not exists:
+                    add(
+                        Finding(
+                            "error", "missing image", str(root / rel), f"listed in {split}.csv but missing"
+                        )
+                    )
+    return split_of, outside
+
+
 def _class_counts(ids: np.ndarray) -> dict[int, int]:
     """{class id: boxes} of the ids present, in id order."""
     if len(ids) and ids.min() >= 0:  # the usual case, in one pass
@@ -254,9 +268,10 @@ def _file_results(
     use_cache: bool,
     workers: int | None,
     progress,
-) -> Iterator[tuple[str, FileResult]]:
+) -> tuple[Iterator[tuple[str, FileResult]], Callable[[], None]]:
     """(image, result) in the order of `images`: from the cache where the files are unchanged, else checked in
-    the pool (started before this returns); sizes learnt on the way go to the shared image-size cache.
+    the pool (started before this returns); sizes learnt on the way go to the shared image-size cache. With
+    the results comes a function that ends the pool early (the results end it when they run out).
 
     `table` is the `stat_table` of images + labels (None without a cache): an unchanged file costs a
     dictionary look-up, nothing is opened or decoded.
@@ -296,7 +311,7 @@ def _file_results(
         cache.save()
         sizes.save()
 
-    return merged()
+    return merged(), fresh.close
 
 
 def _layout(root: Path) -> tuple[str, str]:

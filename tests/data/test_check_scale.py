@@ -329,3 +329,20 @@ def test_repeated_label_rows_are_named_with_their_line(tmp_path):
     rows = [(f.kind, f.path, f.line, f.message) for f in rep.findings if f.kind == "duplicate row"]
     assert rows == [("duplicate row", str(label), 3, "row repeated 3 times: '0 0.5 0.5 0.2 0.2'")]
     assert rep.boxes == sum(len(r.boxes) for r in load_records(root, "images", read_classes(root))[0])
+
+
+def test_an_unreadable_split_list_is_a_finding_and_a_clean_error(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=12, size=32, seed=1)
+    (root / "val.csv").write_bytes(b"\xff\xfeimages/x.jpg\n")  # UTF-16 from a spreadsheet, say
+    rep = check_dataset(root, workers=1)
+    assert [(f.kind, f.path) for f in rep.errors if f.kind == "split list"] == [
+        ("split list", str(root / "val.csv"))
+    ]
+    assert "UTF-8" in rep.errors[0].message
+    for args in (
+        ["data", "stats", str(root), "--split", "val"],
+        ["data", "check", str(root), "--fix", str(tmp_path / "f")],
+    ):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 1 and "Traceback" not in r.output and "val.csv" in r.output, r.output

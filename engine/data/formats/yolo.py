@@ -14,12 +14,22 @@ from PIL import Image
 
 from engine.data.file_cache import FileCache, stat_key
 from engine.data.records import ImageRecord
+from engine.errors import DetcliError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class DatasetError(ValueError):
+class DatasetError(DetcliError, ValueError):
     """A dataset problem a user must fix; the message names the file (and line)."""
+
+
+class SplitListError(DatasetError):
+    """A split CSV that cannot be read as text rows."""
+
+    def __init__(self, path: Path, reason: str, line: int | None = None):
+        self.path, self.reason, self.line = Path(path), reason, line
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {reason}")
 
 
 @dataclass
@@ -113,10 +123,24 @@ def parse_label_text(
     return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), problems
 
 
+SPLIT_LIST_FORMAT = "a split list is UTF-8 text, one image path a line (relative to the dataset root)"
+
+
 def split_rows(csv_path: Path) -> list[str]:
-    """The image paths (relative to the dataset root) a split CSV lists."""
-    with open(csv_path, newline="") as f:
-        return [row[0].strip() for row in csv.reader(f) if row and row[0].strip()]
+    """The image paths (relative to the dataset root) a split CSV lists; `SplitListError` if it is not text."""
+    try:
+        f = open(csv_path, newline="")  # noqa: SIM115 (closed below: the errors of open and of reading differ)
+    except OSError as e:
+        raise SplitListError(csv_path, f"cannot be read ({e.strerror or e})") from None
+    with f:
+        reader = csv.reader(f)
+        try:
+            return [row[0].strip() for row in reader if row and row[0].strip()]
+        except UnicodeDecodeError as e:
+            reason = f"not text (byte {e.start} is not {e.encoding}): {SPLIT_LIST_FORMAT}"
+            raise SplitListError(csv_path, reason) from None
+        except csv.Error as e:  # a NUL byte, an unclosed quote at the end
+            raise SplitListError(csv_path, f"{e}: {SPLIT_LIST_FORMAT}", reader.line_num or None) from None
 
 
 def split_images(root: Path, split: str) -> list[Path]:
