@@ -54,3 +54,15 @@ def engine_errors() -> Iterator[None]:
         if e.exit_code == 2:
             raise click.UsageError(str(e)) from None
         raise click.ClickException(str(e)) from None
+
+
+@contextmanager
+def dataset_errors() -> Iterator[None]:
+    """A dataset that cannot be read (no class names, an unreadable split list or annotation file): exit 1 with
+    the message, which names the file."""
+    from engine.data.formats.yolo import DatasetError
+
+    try:
+        yield
+    except DatasetError as e:
+        raise click.ClickException(str(e)) from None

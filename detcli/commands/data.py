@@ -114,9 +114,9 @@ def check_cmd(
             use_cache=not no_cache,
         )
     if fix_dir:
-        from detcli.errors import engine_errors
+        from detcli.errors import dataset_errors
 
-        with engine_errors():
+        with dataset_errors():
             _write_fix(Path(root), Path(fix_dir), report)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
@@ -208,11 +208,11 @@ def stats_cmd(root: str, split: str | None, imgsz: int, png_path: str | None) ->
     import numpy as np
     import plotext as plt
 
-    from detcli.errors import engine_errors
+    from detcli.errors import dataset_errors
     from engine.data.formats.yolo import load_records, read_classes
 
     root_p = Path(root)
-    with engine_errors():  # no class names, an unreadable split list: the message names the file
+    with dataset_errors():  # no class names, an unreadable split list: the message names the file
         names = read_classes(root_p)
         records, problems = load_records(root_p, f"{split}.csv" if split else "images", names)
     boxes = [r.boxes for r in records if len(r.boxes)]
@@ -293,9 +293,9 @@ def _top_counts(items: list[str]) -> str:
 )
 def convert_cmd(src: str, dst: str, src_fmt: str, dst_fmt: str, images_dir: str | None) -> None:
     """Convert labels between formats (images are linked, not copied)."""
-    from detcli.errors import engine_errors
+    from detcli.errors import dataset_errors
 
-    with engine_errors():  # unreadable source files: the message names the file
+    with dataset_errors():  # unreadable source files: the message names the file
         records, names, problems = _read_any(Path(src), src_fmt, images_dir)
     for p in problems[:20]:
         click.echo(f"warning: {p}", err=True)

@@ -14,12 +14,11 @@ from PIL import Image
 
 from engine.data.file_cache import FileCache, stat_key
 from engine.data.records import ImageRecord
-from engine.errors import DetcliError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class DatasetError(DetcliError, ValueError):
+class DatasetError(ValueError):
     """A dataset problem a user must fix; the message names the file (and line)."""
 
 
