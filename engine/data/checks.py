@@ -306,7 +306,7 @@ def _file_results(
                 if use_cache:
                     cache.put(p, keys[i], res)
             if sizes.enabled and res.status == "ok":
-                sizes.put_keyed(p, image_keys[i], res.width, res.height)
+                sizes.put(p, image_keys[i], res.width, res.height)
             yield p, res
         cache.save()
         sizes.save()

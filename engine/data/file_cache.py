@@ -14,34 +14,6 @@ log = logging.getLogger(__name__)
 CACHE_DIR = ".detcli-cache"
 
 
-def stat_key(*paths: str | Path) -> str:
-    """Size and mtime (ns) of each path, '-' for a missing one: what must be unchanged for a result to hold."""
-    out = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except OSError:
-            out.append("-")
-        else:
-            out.append(f"{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(out)
-
-
-def stat_keys(paths: list[str]) -> list[str]:
-    """`stat_key` of each path (one path each), the loop kept tight: a re-check of a cached dataset is mostly
-    this."""
-    out = []
-    stat = os.stat
-    for p in paths:
-        try:
-            st = stat(p)
-        except OSError:
-            out.append("-")
-        else:
-            out.append(f"{st.st_size}:{st.st_mtime_ns}")
-    return out
-
-
 class FileCache:
     """Results of one kind (`name`) under one set of settings (`settings`), keyed by file path.
 

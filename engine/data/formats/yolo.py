@@ -12,7 +12,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from engine.data.file_cache import FileCache, stat_key
+from engine.data.file_cache import FileCache
 from engine.data.records import ImageRecord
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -178,20 +178,12 @@ class ImageSizeCache:
         """Whether a size cache was written for the dataset at `root`."""
         return FileCache(root, "sizes", "v1", enabled=False, prune=False).path.is_file()
 
-    def get(self, image: Path) -> tuple[int, int] | None:
-        hit = self._cache.get(str(image), stat_key(image))
-        return (int(hit[0]), int(hit[1])) if hit else None
-
-    def get_keyed(self, image: str, key: str) -> tuple[int, int] | None:
-        """`get` with the image's `stat_key` already taken (stat'ed together, on two cores)."""
+    def get(self, image: str, key: str) -> tuple[int, int] | None:
+        """The size stored for `image` under `key` (its 'size:mtime', see `stat_key_strings`), else None."""
         hit = self._cache.get(image, key)
         return (int(hit[0]), int(hit[1])) if hit else None
 
-    def put(self, image: Path, width: int, height: int) -> None:
-        self._cache.put(str(image), stat_key(image), [width, height])
-
-    def put_keyed(self, image: str, key: str, width: int, height: int) -> None:
-        """`put` with the image's `stat_key` already taken (the data check stats every file once)."""
+    def put(self, image: str, key: str, width: int, height: int) -> None:
         self._cache.put(image, key, [width, height])
 
     def save(self) -> None:
@@ -229,7 +221,7 @@ def load_records(
     kept: list[tuple[str, int, int]] = []
     order: list[int | LabelProblem] = []  # per image: its index in kept, or why it is unreadable
     for image, key in zip(images, keys, strict=True):
-        size = sizes.get_keyed(image, key) if use_cache else None
+        size = sizes.get(image, key) if use_cache else None
         if size is None:
             try:
                 size = _upright_size(Path(image))
@@ -237,7 +229,7 @@ def load_records(
                 order.append(LabelProblem(Path(image), None, f"{UNREADABLE} ({e.__class__.__name__})"))
                 continue
             if use_cache:
-                sizes.put_keyed(image, key, *size)
+                sizes.put(image, key, *size)
         order.append(len(kept))
         kept.append((image, *size))
     sizes.save()
