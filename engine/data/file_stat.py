@@ -18,6 +18,7 @@ import numpy as np
 
 # below this many files, forking costs more than the child saves
 MIN_PATHS_TO_SPLIT = 8192
+STAMP_BYTES = 20
 
 
 def stat_table(paths: list[str]) -> np.ndarray:
@@ -47,22 +48,27 @@ def tree_stamps(folders: list[str]) -> list[bytes]:
     child = _Child.start(lambda: tree_stamp(folders[0])) if len(folders) > 1 else None
     rest = [tree_stamp(f) for f in folders[1:]]
     first = child.result() if child else None
-    return [first if first is not None else tree_stamp(folders[0]), *rest]
+    if first is None or len(first) != STAMP_BYTES:
+        first = tree_stamp(folders[0])
+    return [first, *rest]
 
 
 def tree_stamp(folder: str) -> bytes:
     """A digest of the name, size and mtime of every entry under `folder` (symlinks followed, symlinked folders
     not entered): it changes when any file is added, removed, renamed or rewritten."""
     # BLAKE2 is CPython's own code, not OpenSSL's: safe in a forked child of a threaded parent
-    h = hashlib.blake2b(digest_size=20)
+    h = hashlib.blake2b(digest_size=STAMP_BYTES)
     _stamp(folder, "", h)
     return h.digest()
 
 
 def _stamp(folder: str, rel: str, h) -> None:
+    # listed by descriptor where the system allows, each entry is then stat'ed by name relative to it (a
+    # one-name path walk); elsewhere (Windows) by path
+    by_fd = os.scandir in os.supports_fd
     try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if by_fd else None
+    except OSError:  # missing or unreadable: a stamp of its own, which changes when the folder appears
         h.update(b"\0?")
         return
     names: list[str] = []
@@ -70,8 +76,7 @@ def _stamp(folder: str, rel: str, h) -> None:
     stats = array("q")
     add = stats.extend
     try:
-        # listed by descriptor, each entry is stat'ed by name relative to it: a one-name path walk
-        with os.scandir(fd) as it:
+        with os.scandir(fd if fd is not None else folder) as it:
             for entry in it:
                 try:
                     if entry.is_dir(follow_symlinks=False):
@@ -82,8 +87,12 @@ def _stamp(folder: str, rel: str, h) -> None:
                 except OSError:  # a broken link, or gone while listing: its name still counts
                     add((-1, -1))
                 names.append(entry.name)
+    except OSError:
+        h.update(b"\0?")
+        return
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     h.update(f"\0{rel}\0{len(names)}\0".encode("utf-8", "surrogateescape"))
     h.update("\0".join(names).encode("utf-8", "surrogateescape"))
     h.update(stats)
