@@ -289,6 +289,9 @@ def test_stats_in_a_forked_child_equal_stats_in_one_process(tmp_path, monkeypatc
     (tmp_path / "b").mkdir()
     stamps = file_stat.tree_stamps([str(tmp_path / "a"), str(tmp_path / "b")])
     assert stamps == [file_stat.tree_stamp(str(tmp_path / "a")), file_stat.tree_stamp(str(tmp_path / "b"))]
+    with monkeypatch.context() as m:  # where scandir takes no descriptor (Windows): by path, the same stamp
+        m.setattr(file_stat.os, "supports_fd", set())
+        assert file_stat.tree_stamp(str(tmp_path / "a")) == stamps[0]
     edited = tmp_path / "a" / "s1" / "f3.txt"
     edited.write_bytes(b"yyy")  # same size
     os.utime(edited, ns=(5, 5))
