@@ -94,11 +94,11 @@ def check_dataset(
     if use_cache:
         # before anything is read: a file changed during the check makes the next run miss, never reuse
         digest = _dataset_digest(root, names, class_error)
-        hit = whole.get("report", digest)
-        if hit is not None and all(os.path.isfile(p) == bool(e) for p, e in hit["outside"]):
+        reused = _reusable_report(str(root), whole.get("report", digest))
+        if reused is not None:
             if progress:
-                progress(hit["report"][0], hit["report"][0])
-            return _report_from(str(root), hit["report"])
+                progress(reused.images, reused.images)
+            return reused
     images = files_under(str(root / "images"))
     if not images:
         if class_error:
@@ -253,11 +253,20 @@ def _report_to(report: CheckReport) -> list:
     return [*counts, report.class_counts, findings]
 
 
-def _report_from(root: str, saved: list) -> CheckReport:
-    images, labelled, backgrounds, boxes, class_counts, findings = saved
-    return CheckReport(
-        root, images, labelled, backgrounds, boxes, class_counts, [Finding(*f) for f in findings]
-    )
+def _reusable_report(root: str, saved) -> CheckReport | None:
+    """The stored report if it still holds (every split row outside images/ exists as it did), else None; a
+    damaged entry is no report (the cache is data anyone could have edited)."""
+    if saved is None:
+        return None
+    try:
+        if not all(os.path.isfile(p) == bool(e) for p, e in saved["outside"]):
+            return None
+        images, labelled, backgrounds, boxes, class_counts, findings = saved["report"]
+        return CheckReport(
+            root, images, labelled, backgrounds, boxes, dict(class_counts), [Finding(*f) for f in findings]
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _file_results(

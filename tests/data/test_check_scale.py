@@ -247,6 +247,13 @@ def test_whole_report_is_reused_until_anything_it_depends_on_changes(tmp_path, m
         m.setattr(checks, "check_files", no_checks)
         m.setattr(checks, "near_duplicate_pairs", no_checks)
         assert check_dataset(root, workers=1).to_dict() == first
+    # a report entry someone edited (its key intact): no traceback, the dataset is checked again
+    cache = next((root / ".detcli-cache").glob("report-*.json"))
+    saved = json.loads(cache.read_text())
+    key = next(iter(saved["files"]))
+    saved["files"][key][1]["report"] = ["not", "a report"]
+    cache.write_text(json.dumps(saved))
+    assert check_dataset(root, workers=1).to_dict() == first
 
     # a label rewritten in place, same size, only the mtime tells
     label = sorted((root / "labels").glob("*.txt"))[3]
