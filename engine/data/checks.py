@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.file_cache import FileCache
-from engine.data.file_check import FileCheckSettings, FileResult, check_files, label_paths, read_file
+from engine.data.file_check import (
+    FileCheckSettings,
+    FileResult,
+    check_files,
+    dataset_layout,
+    label_paths,
+    read_file,
+)
 from engine.data.file_pool import ordered_map
 from engine.data.file_stat import stat_key_strings, stat_table, tree_stamps
 from engine.data.file_walk import files_under
@@ -113,7 +120,7 @@ def check_dataset(
             )
         )
         return report
-    table = stat_table(images + label_paths(_layout(root), images)) if use_cache else None
+    table = stat_table(images + label_paths(dataset_layout(root), images)) if use_cache else None
     # the pool starts on its first batches here; the split lists are read while its workers boot
     results, close = _file_results(root, images, table, settings, use_cache, workers, progress)
     if class_error:
@@ -303,7 +310,7 @@ def _file_results(
     sizes = ImageSizeCache(root, enabled=use_cache and (bool(todo) or not ImageSizeCache.exists(root)))
     done_before = len(images) - len(todo)
     step = (lambda d, t: progress(done_before + d, len(images))) if progress else None
-    fresh = ordered_map(partial(check_files, settings, _layout(root)), todo, workers, step)
+    fresh = ordered_map(partial(check_files, settings, dataset_layout(root)), todo, workers, step)
 
     def merged() -> Iterator[tuple[str, FileResult]]:
         if progress and not todo:
@@ -321,11 +328,6 @@ def _file_results(
         sizes.save()
 
     return merged(), fresh.close
-
-
-def _layout(root: Path) -> tuple[str, str]:
-    """The images/ and labels/ folders of a dataset, as the prefixes `label_paths` takes."""
-    return str(root / "images") + os.sep, str(root / "labels") + os.sep
 
 
 class _Normaliser:

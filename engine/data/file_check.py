@@ -92,9 +92,15 @@ _UNSUPPORTED = FileResult("unsupported", None, None, None, 0, 0, "", (), 0, ())
 _MISSING_MSG = "no label file: treated as background (create an empty file to mark it as such)"
 
 
+def dataset_layout(root: str | Path) -> tuple[str, str]:
+    """The images/ and labels/ folders of a dataset, each ending in a separator: what `label_paths` takes."""
+    root = Path(root)  # spelt as the listing (`files_under(str(root / "images"))`) spells images
+    return str(root / "images") + os.sep, str(root / "labels") + os.sep
+
+
 def label_paths(layout: tuple[str, str], images: list[str]) -> list[str]:
-    """`label_path_for` of every image, by string operations: `layout` is the dataset's images/ and labels/
-    folders, each ending in a separator."""
+    """labels/<same relative path>.txt of every image under images/ (the name alone for one elsewhere), by string
+    operations; `layout` is `dataset_layout(root)`."""
     prefix, labels_dir = layout
     out = []
     for p in images:
@@ -161,9 +167,9 @@ def _check_labels(settings: FileCheckSettings, texts: list[tuple[int, str, str]]
     tiny = _tiny_counts([b for b, _, _ in parsed], sizes, settings)
     for (i, label, text), (boxes, ids, problems), n_tiny in zip(texts, parsed, tiny, strict=True):
         findings = [("error", "bad label", str(p.path), f"{p.message}: {p.text!r}", p.line) for p in problems]
-        lines = list(filter(None, map(str.strip, text.splitlines())))
+        stripped = [ln.strip() for ln in text.splitlines()]  # file lines, blank ones included
+        lines = list(filter(None, stripped))
         if len(set(lines)) < len(lines):
-            stripped = [ln.strip() for ln in text.splitlines()]  # file lines, blank ones included
             for line, k in Counter(lines).items():
                 if k > 1:
                     where = stripped.index(line) + 1  # the line of its first occurrence

@@ -64,12 +64,6 @@ def read_classes(root: Path, classes: list[str] | None = None) -> list[str]:
     )
 
 
-def label_path_for(root: Path, image: Path) -> Path:
-    """labels/<same relative path>.txt for images/<relative path>."""
-    rel = image.relative_to(root / "images") if image.is_relative_to(root / "images") else Path(image.name)
-    return (root / "labels" / rel).with_suffix(".txt")
-
-
 def parse_label_file(
     path: Path, width: int, height: int, num_classes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[LabelProblem]]:
@@ -210,7 +204,7 @@ def load_records(
     many files parsed together; an image is opened only when its size is not cached.
     """
     # here, not at the top: these modules read this one's constants
-    from engine.data.file_check import TEXT_ENCODING, label_paths, read_file
+    from engine.data.file_check import TEXT_ENCODING, dataset_layout, label_paths, read_file
     from engine.data.file_stat import stat_key_strings, stat_table
     from engine.data.label_batch import parse_label_batch
 
@@ -233,7 +227,7 @@ def load_records(
         order.append(len(kept))
         kept.append((image, *size))
     sizes.save()
-    labels = label_paths((str(root / "images") + os.sep, str(root / "labels") + os.sep), [k[0] for k in kept])
+    labels = label_paths(dataset_layout(root), [k[0] for k in kept])
     texts: list[str | None] = []
     for label in labels:
         try:
