@@ -12,9 +12,10 @@ the proportional set size (PSS: shared pages split between the processes) of thi
 (the pool's fork server and workers), sampled every 20 ms while the check runs.
 
 `per_file_us` splits one core's time per file of the largest dataset (4000 files, best of 5) into what the check
-does beyond the floor: the 9x8 grey thumbnail of the difference hash, the SHA-1 of the bytes, reading the label
-file, and the rest of `check_files` (label parsing and findings, result records). It says where the check's time
-over decoding goes.
+does beyond the floor: the 9x8 grey thumbnail of the difference hash, reading the label file, and the rest of
+`check_files` (label parsing and findings, result records). It says where the check's time over decoding goes.
+(No file is hashed whole: exact copies share size and difference hash, and only files that share both with an
+earlier one are read again and compared, in the parent.)
 
 Run: `python benchmarks/data_check_scale.py [--sizes 2000 8000 32000] [--rounds 2] [--workers N] [--data DIR]`
 (datasets are made once under --data and reused).
@@ -23,7 +24,6 @@ Run: `python benchmarks/data_check_scale.py [--sizes 2000 8000 32000] [--rounds 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
@@ -117,14 +117,13 @@ def _per_file_us(root: Path, n: int = 4000, batch: int = 256) -> dict:
     parts = {
         "read_and_decode": lambda: [decode_files(b) for b in batches],
         "thumbnail": lambda: [thumbnail(img) for img in decoded],
-        "sha1": lambda: [hashlib.sha1(d).hexdigest() for d in data],
         "read_label": lambda: [read_file(p) for p in label_paths(layout, images)],
         "check_files": lambda: [check_files(settings, layout, b) for b in batches],
     }
     out = {}
     for name, fn in parts.items():
         out[name] = round(min(_timed(fn)[0] for _ in range(5)) / len(images) * 1e6, 2)
-    known = out["read_and_decode"] + out["thumbnail"] + out["sha1"] + out["read_label"]
+    known = out["read_and_decode"] + out["thumbnail"] + out["read_label"]
     out["labels_findings_records"] = round(out["check_files"] - known, 2)
     return out
 

@@ -6,16 +6,21 @@ Every finding names the file (and line); errors make the check fail, warnings in
 from __future__ import annotations
 
 import hashlib
+import heapq
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
 
 from engine.data.file_cache import FileCache
 from engine.data.file_check import (
+    LABEL_STATES,
+    STATUSES,
+    BatchResult,
     FileCheckSettings,
     FileResult,
     check_files,
@@ -28,6 +33,10 @@ from engine.data.file_stat import stat_key_strings, stat_table, tree_stamps
 from engine.data.file_walk import files_under
 from engine.data.formats.yolo import ImageSizeCache, SplitListError, read_classes, split_rows
 from engine.data.near_dup import near_duplicate_pairs
+
+OK, CORRUPT = STATUSES.index("ok"), STATUSES.index("corrupt")
+CACHE_RUN = 1024  # results from the cache go on as batches of this many
+EMPTY, LABELLED = LABEL_STATES.index("empty"), LABEL_STATES.index("labelled")
 
 
 @dataclass
@@ -130,49 +139,51 @@ def check_dataset(
     except BaseException:
         close()  # no pool outlives a failed check
         raise
-    first_of: dict[str, str] = {}  # digest -> the first image with it
-    digests: list[str] = []
-    hashes: list[int] = []
-    hashed: list[str] = []
-    class_ids: list[int] = []
-    labelled = backgrounds = boxes = 0
-    for img_path, res in results:
-        status = res.status
-        if status != "ok":
+    noted: list[tuple[int, Finding]] = []  # (position in images, finding) of what the images' checks found
+    ok_parts: list[np.ndarray] = []  # positions of the images that were read
+    hash_parts: list[np.ndarray] = []
+    size_parts: list[np.ndarray] = []
+    id_parts: list[np.ndarray] = []
+    at = corrupt = 0
+    for batch in results:
+        for i, error, findings in batch.notes:
+            img_path = images[at + i]
+            status = STATUSES[batch.status[i]]
             if status == "unsupported":
                 suffix = Path(img_path).suffix
-                add(
-                    Finding(
-                        "warning", "unsupported", img_path, f"not an image format detcli reads ({suffix})"
-                    )
-                )
-                continue
-            report.images += 1
-            add(Finding("error", "corrupt image", img_path, res.error))
-            continue
-        digest_ = res.digest
-        first = first_of.setdefault(digest_, img_path)
-        if first is not img_path:
-            _dup(report, first, img_path, split_of, "exact duplicate")
-        digests.append(digest_)
-        hashes.append(res.dhash)
-        hashed.append(img_path)
-        if res.findings:
-            for sev, kind, path, message, line in res.findings:
-                add(Finding(sev, kind, path, message, line))
-        if res.label == "labelled":
-            labelled += 1
-            boxes += res.boxes
-            class_ids.extend(res.labels)
-        elif res.label == "empty":
-            backgrounds += 1
-    report.images += len(hashed)
-    report.labelled, report.backgrounds, report.boxes = labelled, backgrounds, boxes
-    pairs = near_duplicate_pairs(np.array(hashes, dtype=np.uint64), near_dup_bits)
+                message = f"not an image format detcli reads ({suffix})"
+                noted.append((at + i, Finding("warning", "unsupported", img_path, message)))
+            elif status == "corrupt":
+                noted.append((at + i, Finding("error", "corrupt image", img_path, error)))
+            else:
+                noted.extend((at + i, Finding(*f)) for f in findings)
+        ok = batch.status == OK
+        ok_parts.append(np.flatnonzero(ok) + at)
+        hash_parts.append(batch.dhash[ok])
+        size_parts.append(batch.size[ok])
+        id_parts.append(batch.labels)
+        corrupt += int(np.count_nonzero(batch.status == CORRUPT))
+        report.labelled += int(np.count_nonzero(batch.label == LABELLED))
+        report.backgrounds += int(np.count_nonzero(batch.label == EMPTY))
+        report.boxes += int(batch.boxes.sum())
+        at += len(batch.status)
+    ok_at = np.concatenate(ok_parts or [np.zeros(0, np.int64)]).tolist()
+    hashes = np.concatenate(hash_parts or [np.zeros(0, np.uint64)])
+    report.images = corrupt + len(ok_at)
+    copy_of = _exact_copies(images, ok_at, hashes, np.concatenate(size_parts or [np.zeros(0)]))
+    copies = [
+        (ok_at[i], _dup(images[ok_at[first]], images[ok_at[i]], split_of, "exact duplicate"))
+        for i, first in sorted(copy_of.items())
+    ]
+    # an image's exact-copy finding before what its own check found, as the images come
+    report.findings.extend(f for _, f in heapq.merge(copies, noted, key=itemgetter(0)))
+    pairs = near_duplicate_pairs(hashes, near_dup_bits)
     for i, j, dist in pairs.tolist():
-        if digests[i] != digests[j]:  # exact copies were reported above
-            _dup(report, hashed[i], hashed[j], split_of, f"near duplicate (hash distance {dist})")
-    counts = _class_counts(np.asarray(class_ids, np.int64))
+        if copy_of.get(i, i) != copy_of.get(j, j):  # exact copies were reported above
+            what = f"near duplicate (hash distance {dist})"
+            add(_dup(images[ok_at[i]], images[ok_at[j]], split_of, what))
+    class_ids = np.concatenate(id_parts or [np.zeros(0, np.int64)])
+    counts = _class_counts(class_ids)
     report.class_counts = {names[c] if c < len(names) else str(c): k for c, k in counts.items()}
     for c, name in enumerate(names):
         if counts.get(c, 0) == 0:
@@ -194,6 +205,35 @@ def check_dataset(
     return report
 
 
+def _exact_copies(images: list[str], at: list[int], hashes: np.ndarray, sizes: np.ndarray) -> dict[int, int]:
+    """{i: the first with its bytes} of every image i whose bytes equal an earlier one's, of the images read
+    (image i is `images[at[i]]`, with difference hash `hashes[i]` and `sizes[i]` bytes).
+
+    Exact copies share size and difference hash, so only images that share both with another (by a mix of the
+    two: a rare collision costs a comparison, never a finding) are read again and hashed (SHA-1): a check does
+    not hash every file to find the few it repeats.
+    """
+    if len(hashes) < 2:
+        return {}
+    key = hashes ^ (sizes.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    _, group, count = np.unique(key, return_inverse=True, return_counts=True)
+    first_of: dict[bytes, int] = {}
+    copy_of: dict[int, int] = {}
+    for i in np.flatnonzero(count[group] > 1).tolist():  # in image order
+        first = first_of.setdefault(_bytes_digest(images[at[i]], i), i)
+        if first != i:
+            copy_of[i] = first
+    return copy_of
+
+
+def _bytes_digest(path: str, index: int) -> bytes:
+    """SHA-1 of a file's bytes; one that can no longer be read (changed under the check) equals no other."""
+    try:
+        return hashlib.sha1(read_file(path)).digest()
+    except OSError:
+        return b"unreadable %d" % index
+
+
 def _read_splits(root: Path, listed: set[str], add) -> tuple[dict[str, str], dict[str, bool]]:
     """The split of each image the split lists name (spelt as the listing spells images), and the rows that are
     no listed image with whether each is a file; missing images and unreadable lists are reported with `add`."""
@@ -208,6 +248,10 @@ def _read_splits(root: Path, listed: set[str], add) -> tuple[dict[str, str], dic
             rows = split_rows(csv_path)
         except SplitListError as e:
             add(Finding("error", "split list", str(e.path), e.reason, e.line))
+            continue
+        keys = norm.listed_rows(rows)
+        if keys is not None and listed.issuperset(keys):  # the usual list: listed images alone, plainly spelt
+            split_of.update(dict.fromkeys(keys, split))
             continue
         for rel in rows:
             absolute = norm.row(rel)
@@ -284,10 +328,11 @@ def _file_results(
     use_cache: bool,
     workers: int | None,
     progress,
-) -> tuple[Iterator[tuple[str, FileResult]], Callable[[], None]]:
-    """(image, result) in the order of `images`: from the cache where the files are unchanged, else checked in
-    the pool (started before this returns); sizes learnt on the way go to the shared image-size cache. With
-    the results comes a function that ends the pool early (the results end it when they run out).
+) -> tuple[Iterator[BatchResult], Callable[[], None]]:
+    """The results of `images`, a batch after another in their order: from the cache where the files are
+    unchanged, else checked in the pool (started before this returns); sizes learnt on the way go to the shared
+    image-size cache. With the results comes a function that ends the pool early (the results end it when they
+    run out).
 
     `table` is the `stat_table` of images + labels (None without a cache): an unchanged file costs a
     dictionary look-up, nothing is opened or decoded.
@@ -302,9 +347,7 @@ def _file_results(
             f"{ik}|{lk}" for ik, lk in zip(image_keys, stat_key_strings(table[len(images) :]), strict=True)
         ]
         for i, (p, k) in enumerate(zip(images, keys, strict=True)):
-            hit = cache.get(p, k)
-            if hit is not None:
-                cached[i] = FileResult(*hit)
+            cached[i] = _cached_result(cache.get(p, k))
     todo = [p for p, c in zip(images, cached, strict=True) if c is None]
     # sizes were stored with the results a hit comes from: with no miss there is nothing to add
     sizes = ImageSizeCache(root, enabled=use_cache and (bool(todo) or not ImageSizeCache.exists(root)))
@@ -312,22 +355,63 @@ def _file_results(
     step = (lambda d, t: progress(done_before + d, len(images))) if progress else None
     fresh = ordered_map(partial(check_files, settings, dataset_layout(root)), todo, workers, step)
 
-    def merged() -> Iterator[tuple[str, FileResult]]:
+    def keep(i: int, res: FileResult, checked: bool = True) -> None:
+        if checked:  # (a hit is kept by the cache as it is)
+            cache.put(images[i], keys[i], res)
+        if sizes.enabled and res.status == "ok":
+            sizes.put(images[i], image_keys[i], res.width, res.height)
+
+    def merged() -> Iterator[BatchResult]:
         if progress and not todo:
             progress(len(images), len(images))
-        checked = iter(fresh)
-        for i, (p, res) in enumerate(zip(images, cached, strict=True)):
-            if res is None:
-                res = next(checked)
-                if use_cache:
-                    cache.put(p, keys[i], res)
-            if sizes.enabled and res.status == "ok":
-                sizes.put(p, image_keys[i], res.width, res.height)
-            yield p, res
+        if not use_cache:  # every file is checked, and nothing is kept
+            yield from fresh.batches()
+            return
+        if len(todo) == len(images):  # nothing cached (a first check): the batches go on as they come
+            at = 0
+            for batch in fresh.batches():
+                for i, res in enumerate(batch.files(), start=at):
+                    keep(i, res)
+                at += len(batch.status)
+                yield batch
+        else:  # cached and checked files interleave: regrouped into batches
+            checked_now = (res for batch in fresh.batches() for res in batch.files())
+            run: list[FileResult] = []
+            for i, hit in enumerate(cached):
+                res = next(checked_now) if hit is None else hit
+                keep(i, res, hit is None)
+                run.append(res)
+                if len(run) == CACHE_RUN:
+                    yield BatchResult.of(run)
+                    run = []
+            if run:
+                yield BatchResult.of(run)
         cache.save()
         sizes.save()
 
     return merged(), fresh.close
+
+
+def _cached_result(hit) -> FileResult | None:
+    """A stored per-file result, or None where there is none or it is damaged (the image is checked again: the
+    cache is a file anyone could have edited)."""
+    if not isinstance(hit, list) or len(hit) != len(FileResult._fields):
+        return None
+    res = FileResult(*hit)
+    ints = (res.size, res.width, res.height, res.boxes)
+    good = (
+        res.status in STATUSES
+        and res.label in LABEL_STATES
+        and (res.status == "ok") == isinstance(res.dhash, int)
+        and (res.dhash is None or 0 <= res.dhash < 1 << 64)
+        and all(isinstance(v, int) for v in ints)
+        and isinstance(res.findings, list)
+        and all(isinstance(f, list) and len(f) == 5 for f in res.findings)
+        and isinstance(res.labels, list)
+        and len(res.labels) == res.boxes
+        and all(isinstance(c, int) and -(1 << 63) <= c < 1 << 63 for c in res.labels)
+    )
+    return res if good else None
 
 
 class _Normaliser:
@@ -347,6 +431,19 @@ class _Normaliser:
         rows compare as plain strings, with no per-image work)."""
         return self._prefix + path[len(self._images) :] if path.startswith(self._images) else path
 
+    def listed_rows(self, rows: list[str]) -> list[str] | None:
+        """`as_listed(row(r))` of every row if all are plain paths under images/ ('images/a/b.jpg': no '.', '..'
+        or empty part), else None: string searches over all rows at once, not a normalisation per row."""
+        if os.sep != "/" or not rows:
+            return None
+        if not all(r.startswith("images/") for r in rows):
+            return None
+        text = "\n".join(rows) + "\n"
+        if any(p in text for p in ("/.", "//", "/\n")):
+            return None
+        cut = len("images/")
+        return [self._prefix + r[cut:] for r in rows]
+
     def row(self, rel: str) -> str:
         """The spelling of a split CSV's row (a path relative to the dataset root, or absolute)."""
         if "/." in rel or "//" in rel or rel[0] in "/." or rel[-1] == "/":
@@ -354,16 +451,14 @@ class _Normaliser:
         return self._root + os.sep + rel  # no part to normalise: what normpath would give, at a fraction
 
 
-def _dup(report: CheckReport, a: str, b: str, split_of: dict[str, str], what: str) -> None:
+def _dup(a: str, b: str, split_of: dict[str, str], what: str) -> Finding:
+    """The finding for image `b` that repeats image `a`: leakage across splits, else a duplicate."""
     sa, sb = split_of.get(a), split_of.get(b)
     if sa and sb and sa != sb:
-        report.findings.append(
-            Finding(
-                "error",
-                "leakage",
-                b,
-                f"{what} of {a} across splits ({sa} vs {sb}): the model is validated on what it trained on",
-            )
+        return Finding(
+            "error",
+            "leakage",
+            b,
+            f"{what} of {a} across splits ({sa} vs {sb}): the model is validated on what it trained on",
         )
-    else:
-        report.findings.append(Finding("warning", "duplicate image", b, f"{what} of {a}"))
+    return Finding("warning", "duplicate image", b, f"{what} of {a}")

@@ -1,13 +1,14 @@
 """The check of images and their label files, a batch at a time: what a pool worker runs, and what the result
 cache stores (one result per image).
 
-A result is a plain tuple (cheap to pickle between processes and to load from the cache) and holds no pixels:
-the image is dropped as soon as its hash is taken.
+A batch's results cross to the parent as a `BatchResult`: a few arrays, and the few images with something to say
+(a per-image object would cost the parent more to unpickle and walk than a small image costs to check). The cache
+stores one plain `FileResult` tuple per image. Neither holds pixels: the image is dropped as soon as its thumbnail
+is taken.
 """
 
 from __future__ import annotations
 
-import hashlib
 import locale
 import os
 from collections import Counter
@@ -35,7 +36,7 @@ class FileCheckSettings:
     mosaic_scale: float
 
     def key(self) -> str:
-        return f"v3|{self.num_classes}|{self.imgsz[0]}x{self.imgsz[1]}|{self.min_px:g}|{self.mosaic_scale:g}"
+        return f"v4|{self.num_classes}|{self.imgsz[0]}x{self.imgsz[1]}|{self.min_px:g}|{self.mosaic_scale:g}"
 
 
 class FileResult(NamedTuple):
@@ -43,7 +44,7 @@ class FileResult(NamedTuple):
 
     status: str  # "ok" | "unsupported" | "corrupt"
     error: str | None
-    digest: str | None  # SHA-1 of the file's bytes: equal files are exact duplicates
+    size: int  # bytes: exact copies share size and dhash, so only files that do are compared (see checks.py)
     dhash: int | None
     width: int
     height: int
@@ -51,6 +52,88 @@ class FileResult(NamedTuple):
     findings: tuple  # (severity, kind, path, message, line) of the label, in report order
     boxes: int
     labels: tuple  # class id of every valid box
+
+
+STATUSES = ("ok", "unsupported", "corrupt")
+LABEL_STATES = ("", "missing", "empty", "labelled")
+_STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
+_LABEL_CODE = {s: i for i, s in enumerate(LABEL_STATES)}
+
+
+class BatchResult(NamedTuple):
+    """The `FileResult`s of a batch of images, as arrays (one entry per image) and notes."""
+
+    status: np.ndarray  # uint8: index in STATUSES
+    size: np.ndarray  # int64
+    dhash: np.ndarray  # uint64 (0 where the image was not read)
+    width: np.ndarray  # int32
+    height: np.ndarray  # int32
+    label: np.ndarray  # uint8: index in LABEL_STATES
+    boxes: np.ndarray  # int32
+    labels: np.ndarray  # int64: class id of every valid box, image after image
+    notes: list  # (index, error, findings) of each image not "ok" or with findings, in order
+
+    @classmethod
+    def of(cls, results: list) -> BatchResult:
+        """The batch of these `FileResult`s (or tuples, or lists, in its field order)."""
+        if not results:
+            return cls(*(np.zeros(0, t) for t in _DTYPES), [])
+        status, error, size, dh, width, height, label, findings, boxes, labels = zip(*results, strict=True)
+        return cls(
+            np.array([_STATUS_CODE[s] for s in status], np.uint8),
+            np.array(size, np.int64),
+            np.array([d or 0 for d in dh], np.uint64),
+            np.array(width, np.int32),
+            np.array(height, np.int32),
+            np.array([_LABEL_CODE[s] for s in label], np.uint8),
+            np.array(boxes, np.int32),
+            np.fromiter((c for ids in labels for c in ids), np.int64),
+            [
+                (i, e, f)
+                for i, (s, e, f) in enumerate(zip(status, error, findings, strict=True))
+                if f or s != "ok"
+            ],
+        )
+
+    def files(self) -> list[FileResult]:
+        """One `FileResult` per image (what the cache stores)."""
+        notes = {i: (e, tuple(map(tuple, f))) for i, e, f in self.notes}
+        ends = np.cumsum(self.boxes).tolist()
+        ids = self.labels.tolist()
+        out, start = [], 0
+        for i, (st, size, dh, w, h, lb, end) in enumerate(
+            zip(
+                self.status.tolist(),
+                self.size.tolist(),
+                self.dhash.tolist(),
+                self.width.tolist(),
+                self.height.tolist(),
+                self.label.tolist(),
+                ends,
+                strict=True,
+            )
+        ):
+            error, findings = notes.get(i, (None, ()))
+            status = STATUSES[st]
+            out.append(
+                FileResult(
+                    status,
+                    error,
+                    size,
+                    dh if status == "ok" else None,
+                    w,
+                    h,
+                    LABEL_STATES[lb],
+                    findings,
+                    end - start,
+                    tuple(ids[start:end]),
+                )
+            )
+            start = end
+        return out
+
+
+_DTYPES = (np.uint8, np.int64, np.uint64, np.int32, np.int32, np.uint8, np.int32, np.int64)
 
 
 def dhash(image: np.ndarray, size: int = 8) -> int:
@@ -88,7 +171,7 @@ def decode_bytes(
     return img, None
 
 
-_UNSUPPORTED = FileResult("unsupported", None, None, None, 0, 0, "", (), 0, ())
+_UNSUPPORTED = ("unsupported", None, 0, None, 0, 0, "", (), 0, ())
 _MISSING_MSG = "no label file: treated as background (create an empty file to mark it as such)"
 
 
@@ -112,14 +195,14 @@ def label_paths(layout: tuple[str, str], images: list[str]) -> list[str]:
     return out
 
 
-def check_files(settings: FileCheckSettings, layout: tuple[str, str], images: list[str]) -> list[FileResult]:
+def check_files(settings: FileCheckSettings, layout: tuple[str, str], images: list[str]) -> BatchResult:
     """The check of a batch of images and their label files (found by `label_paths(layout, images)`): what one
     pool task runs.
 
     One read and one decode per image, everything else computed from them; hashes, label values and box sizes
     of the whole batch go through single array operations (numpy costs more per call than a small file does).
     """
-    # per file: [status, error, digest, width, height, label, findings, boxes, labels]; the dhash joins at the end
+    # per file: [status, error, size, width, height, label, findings, boxes, labels]; the dhash joins at the end
     rows: list[list] = []
     thumbs: list[np.ndarray] = []
     texts: list[tuple[int, str, str]] = []  # (index in rows, label path, text) of the non-empty label files
@@ -129,53 +212,52 @@ def check_files(settings: FileCheckSettings, layout: tuple[str, str], images: li
             rows.append(None)  # type: ignore[arg-type]
             continue
         data = read_file(img_path)
+        size = len(data)
         img, err = decode_bytes(img_path, data, suffix)
+        del data
         if err:
-            rows.append(["corrupt", err, None, 0, 0, "", (), 0, ()])
+            rows.append(["corrupt", err, size, 0, 0, "", (), 0, ()])
             continue
         h, w = img.shape[:2]
         thumbs.append(thumbnail(img))
-        digest = hashlib.sha1(data).hexdigest()  # the fastest of hashlib's on small files (SHA extensions)
-        del img, data  # bounded memory: nothing of the image outlives its check
+        del img  # bounded memory: nothing of the image outlives its check
         try:
             # decoded as Path.read_text would (its universal newlines change nothing that splitlines sees)
             text = read_file(label).decode(TEXT_ENCODING, errors="replace")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             missing = (("warning", "missing label", label, _MISSING_MSG, None),)
-            rows.append(["ok", None, digest, w, h, "missing", missing, 0, ()])
+            rows.append(["ok", None, size, w, h, "missing", missing, 0, ()])
             continue
         if text.strip():
             texts.append((len(rows), label, text))
-        rows.append(["ok", None, digest, w, h, "empty", (), 0, ()])
+        rows.append(["ok", None, size, w, h, "empty", (), 0, ()])
     if texts:
         _check_labels(settings, texts, rows)
     hashes = iter(hash_thumbnails(thumbs) if thumbs else ())
-    return [
-        _UNSUPPORTED
-        if r is None
-        else FileResult(r[0], r[1], r[2], next(hashes) if r[0] == "ok" else None, *r[3:])
-        for r in rows
-    ]
+    return BatchResult.of(
+        [
+            _UNSUPPORTED if r is None else (*r[:3], next(hashes) if r[0] == "ok" else None, *r[3:])
+            for r in rows
+        ]
+    )
 
 
 def _check_labels(settings: FileCheckSettings, texts: list[tuple[int, str, str]], rows: list[list]) -> None:
     """Parse the non-empty label files of a batch and fill in their rows' label, findings, boxes and labels."""
     sizes = [(rows[i][3], rows[i][4]) for i, _, _ in texts]
-    parsed = parse_label_batch(
+    batch = parse_label_batch(
         [t for _, _, t in texts], [lb for _, lb, _ in texts], sizes, settings.num_classes
     )
-    tiny = _tiny_counts([b for b, _, _ in parsed], sizes, settings)
-    for (i, label, text), (boxes, ids, problems), n_tiny in zip(texts, parsed, tiny, strict=True):
+    tiny = _tiny_counts(batch.boxes, batch.counts, sizes, settings)
+    ids = batch.ids.tolist()
+    end = 0
+    for (i, label, text), n, problems, repeats, n_tiny in zip(
+        texts, batch.counts, batch.problems, batch.maybe_repeated, tiny, strict=True
+    ):
+        start, end = end, end + n
         findings = [("error", "bad label", str(p.path), f"{p.message}: {p.text!r}", p.line) for p in problems]
-        stripped = [ln.strip() for ln in text.splitlines()]  # file lines, blank ones included
-        lines = list(filter(None, stripped))
-        if len(set(lines)) < len(lines):
-            for line, k in Counter(lines).items():
-                if k > 1:
-                    where = stripped.index(line) + 1  # the line of its first occurrence
-                    findings.append(
-                        ("warning", "duplicate row", label, f"row repeated {k} times: {line!r}", where)
-                    )
+        if repeats:
+            findings.extend(_repeated_rows(label, text))
         if n_tiny:
             ms = settings.mosaic_scale
             findings.append(
@@ -189,7 +271,20 @@ def _check_labels(settings: FileCheckSettings, texts: list[tuple[int, str, str]]
                 )
             )
         row = rows[i]
-        row[5], row[6], row[7], row[8] = "labelled", tuple(findings), len(boxes), tuple(ids.tolist())
+        row[5], row[6], row[7], row[8] = "labelled", tuple(findings), n, tuple(ids[start:end])
+
+
+def _repeated_rows(label: str, text: str) -> list[tuple]:
+    """A finding for each row the label file repeats (equal text once stripped), at its first line."""
+    stripped = [ln.strip() for ln in text.splitlines()]  # file lines, blank ones included
+    lines = list(filter(None, stripped))
+    if len(set(lines)) == len(lines):
+        return []
+    return [
+        ("warning", "duplicate row", label, f"row repeated {k} times: {line!r}", stripped.index(line) + 1)
+        for line, k in Counter(lines).items()
+        if k > 1
+    ]
 
 
 def _suffix(path: str) -> str:
@@ -200,20 +295,19 @@ def _suffix(path: str) -> str:
 
 
 def _tiny_counts(
-    boxes: list[np.ndarray], sizes: list[tuple[int, int]], settings: FileCheckSettings
+    boxes: np.ndarray, counts: list[int], sizes: list[tuple[int, int]], settings: FileCheckSettings
 ) -> list[int]:
-    """Boxes of each file (xyxy pixels, float32, in an image of `sizes`) whose shorter side falls under `min_px`
-    at the network input."""
-    n = [len(b) for b in boxes]
-    if not sum(n):
-        return [0] * len(boxes)
-    b = np.concatenate(boxes)
-    w = np.repeat(np.asarray([s[0] for s in sizes], np.float32), n)
-    h = np.repeat(np.asarray([s[1] for s in sizes], np.float32), n)
+    """Of each file (`counts[i]` of `boxes`, xyxy pixels in an image of `sizes[i]`): the boxes whose shorter side
+    falls under `min_px` at the network input."""
+    if not len(boxes):
+        return [0] * len(counts)
+    w = np.repeat(np.asarray([s[0] for s in sizes], np.float32), counts)
+    h = np.repeat(np.asarray([s[1] for s in sizes], np.float32), counts)
     scale = min(settings.imgsz[0], settings.imgsz[1]) * settings.mosaic_scale
+    b = boxes
     side = np.minimum((b[:, 2] - b[:, 0]) * scale / w, (b[:, 3] - b[:, 1]) * scale / h)
-    owner = np.repeat(np.arange(len(boxes)), n)
-    return np.bincount(owner[side < settings.min_px], minlength=len(boxes)).tolist()
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return np.bincount(owner[side < settings.min_px], minlength=len(counts)).tolist()
 
 
 def read_file(path: str | Path) -> bytes:

@@ -30,7 +30,7 @@ def ordered_map(
     progress: Callable[[int, int], None] | None = None,
 ) -> OrderedResults[R]:
     """The results of `fn` (which maps a batch of items to a list of results) for every item, in the order of
-    `items`; `progress(done, total)` after each batch.
+    `items` (or, by `.batches()`, what `fn` returned for each batch); `progress(done, total)` after each batch.
 
     The pool starts, and is handed every batch, before this returns: the caller can do other work while the
     workers boot and run. Iterate the result (or `close()` it) to end the pool.
@@ -44,8 +44,9 @@ def ordered_map(
     # a few batches per worker keeps them all busy to the end; the cap keeps progress lines coming
     size = max(1, min(256, -(-total // (workers * 8))))
     batches = [list(items[i : i + size]) for i in range(0, total, size)]
+    sizes = [len(b) for b in batches]
     if workers == 1 or total < MIN_FILES_FOR_POOL:
-        return OrderedResults(map(fn, batches), None, total, progress)
+        return OrderedResults(map(fn, batches), None, sizes, progress)
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
@@ -53,23 +54,28 @@ def ordered_map(
         # preload only counts for the first pool of this process, which starts the server)
         ctx.set_forkserver_preload([getattr(fn, "func", fn).__module__])
     pool = ctx.Pool(workers)
-    return OrderedResults(pool.imap(fn, batches), pool, total, progress)
+    return OrderedResults(pool.imap(fn, batches), pool, sizes, progress)
 
 
 class OrderedResults(Generic[R]):
     """The per-item results of `ordered_map`, one pass; the pool ends when they run out or on `close()`."""
 
-    def __init__(self, batches: Iterable[list[R]], pool, total: int, progress) -> None:
-        self._batches, self._pool, self._total, self._progress = batches, pool, total, progress
+    def __init__(self, batches: Iterable, pool, sizes: list[int], progress) -> None:
+        self._batches, self._pool, self._sizes, self._progress = batches, pool, sizes, progress
 
     def __iter__(self) -> Iterator[R]:
-        done = 0
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator:
+        """What `fn` returned for each batch, in order (for a `fn` whose result is not a list of results)."""
+        done, total = 0, sum(self._sizes)
         try:
-            for batch in self._batches:
-                done += len(batch)
+            for batch, size in zip(self._batches, self._sizes, strict=True):
+                done += size
                 if self._progress:
-                    self._progress(done, self._total)
-                yield from batch
+                    self._progress(done, total)
+                yield batch
         finally:
             self.close()
 

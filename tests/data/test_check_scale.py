@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,11 +120,11 @@ def test_records_use_the_size_cache_and_a_damaged_cache_is_ignored(tmp_path):
 
 
 def _random_label_text(rng) -> str:
-    rows = []
+    rows: list[str] = []
     for _ in range(int(rng.integers(0, 7))):
         c, cx, cy, w, h = int(rng.integers(0, 4)), *rng.uniform(0, 1, 4).round(4)
         row = [str(c), str(cx), str(cy), str(w), str(h)]
-        kind = rng.integers(0, 12)
+        kind = rng.integers(0, 18)
         if kind == 0:
             row = row[:4]  # 4 values
         elif kind == 1:
@@ -135,25 +136,46 @@ def _random_label_text(rng) -> str:
         elif kind == 4:
             row[3] = "0"  # zero width
         elif kind == 5:
-            row[0] = rng.choice(["nan", "inf", "2.7", "-0.4"])
+            row[0] = rng.choice(["nan", "inf", "2.7", "-0.4", "1e999"])
+        elif kind == 9 and rows:
+            rows.append(rows[-1])  # a repeated row
+        elif kind == 10 and rows:
+            rows.append(rows[-1].replace(" ", "  ", 1))  # equal values, other text: not a repeat
+        elif kind == 11:  # values that only Python's float reads, or nothing reads
+            row[int(rng.integers(1, 5))] = rng.choice(
+                ["1e", "--1", ".", "+.5", "5e-1", "\u0663", "1_0", "0x1"]
+            )
+        elif kind == 12:
+            row.append("0.1")  # 6 values
+        elif kind == 13:
+            row[1] += rng.choice(["\x0c", "\x0b", "\x1c", "\u00a0"])  # a line end or space of str's own
         rows.append(("  " if kind == 6 else "") + " ".join(row) + ("\t" if kind == 7 else ""))
         if kind == 8:
             rows.append("")  # blank lines do not shift the line numbers
-    return "\r\n".join(rows) if rng.integers(0, 2) else "\n".join(rows)
+    text = str(rng.choice(["\n", "\r\n", "\r"])).join(rows)
+    return text + str(rng.choice(["", "\n", "\r", "\r\n"]))
 
 
 def test_label_batch_parse_equals_the_row_by_row_parse():
     rng = np.random.default_rng(5)
-    texts = [_random_label_text(rng) for _ in range(400)]
+    texts = [_random_label_text(rng) for _ in range(1200)]
     paths = [f"/ds/labels/f{i}.txt" for i in range(len(texts))]
     sizes = [(int(rng.integers(16, 2000)), int(rng.integers(16, 2000))) for _ in texts]
     for nc in (4, None):
-        got = parse_label_batch(texts, paths, sizes, nc)
-        for text, path, (w, h), (boxes, ids, problems) in zip(texts, paths, sizes, got, strict=True):
+        batch = parse_label_batch(texts, paths, sizes, nc)
+        got = batch.files()
+        for text, path, (w, h), (boxes, ids, problems), maybe in zip(
+            texts, paths, sizes, got, batch.maybe_repeated, strict=True
+        ):
             rb, ri, rp = parse_label_text(text, Path(path), w, h, nc)
             assert boxes.dtype == rb.dtype and boxes.tobytes() == rb.tobytes(), text
             assert ids.dtype == ri.dtype and ids.tolist() == ri.tolist(), text
             assert [str(p) for p in problems] == [str(p) for p in rp], text
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            assert maybe or len(set(lines)) == len(lines), text  # every file that repeats a row is flagged
+            plain = re.fullmatch(r"[0-9. \t\r\n-]+", text)  # digits, points, spaces and line ends alone
+            if plain and len(boxes) and not problems and len(set(map(tuple, boxes.tolist()))) == len(boxes):
+                assert not maybe, text  # a clean file with no two equal rows is not compared as text
     assert sum(bool(p) for _, _, p in got) > 50 and sum(not p for _, _, p in got) > 50  # both paths ran
 
 
@@ -356,3 +378,85 @@ def test_an_unreadable_split_list_is_a_finding_and_a_clean_error(tmp_path):
     ):
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 1 and "Traceback" not in r.output and "val.csv" in r.output, r.output
+
+
+def test_only_equal_bytes_are_exact_copies_even_with_equal_size_and_hash(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=12, size=64, seed=2)
+    img = cv2.imread(str(sorted((root / "images").glob("*.jpg"))[0]))
+    twin = img.copy()
+    twin[0, 0] ^= 1  # one bit of one pixel: the same hash and, uncompressed, the same size
+    for name, pixels in (("a.bmp", img), ("b_copy.bmp", img), ("c_twin.bmp", twin), ("d_copy.bmp", twin)):
+        cv2.imwrite(str(root / "images" / name), pixels)
+    paths = {n: root / "images" / n for n in ("a.bmp", "b_copy.bmp", "c_twin.bmp", "d_copy.bmp")}
+    assert len({p.stat().st_size for p in paths.values()}) == 1
+    assert len({dhash(cv2.imread(str(p))) for p in paths.values()}) == 1
+    assert paths["a.bmp"].read_bytes() != paths["c_twin.bmp"].read_bytes()
+    rep = check_dataset(root, use_cache=False, workers=1)
+    dups = {
+        (Path(f.path).name, f.message.split(" of ")[0], Path(f.message.split(" of ")[1]).name)
+        for f in rep.findings
+        if f.kind == "duplicate image"
+    }
+    assert ("b_copy.bmp", "exact duplicate", "a.bmp") in dups
+    assert ("d_copy.bmp", "exact duplicate", "c_twin.bmp") in dups
+    assert ("c_twin.bmp", "near duplicate (hash distance 0)", "a.bmp") in dups  # equal hash, other bytes
+    assert not any(d[0] == "c_twin.bmp" and d[1] == "exact duplicate" for d in dups)
+    # each file's findings in the order of the files, its exact-copy finding first
+    order = [Path(f.path).name for f in rep.findings if f.path.endswith(".bmp") or f.path.endswith(".txt")]
+    assert order.index("b_copy.bmp") < order.index("b_copy.txt") < order.index("d_copy.bmp")
+    assert check_dataset(root, workers=2).to_dict() == rep.to_dict()
+
+
+def test_plain_split_lists_read_as_the_csv_reader_reads_them(tmp_path):
+    import csv
+
+    from engine.data.formats import yolo
+
+    rng = np.random.default_rng(4)
+    parts = [
+        "images/a.jpg",
+        "  images/b b.jpg ",
+        "",
+        "\t",
+        "x",
+        "\r",
+        "\n",
+        "\r\n",
+        "images/é.jpg",
+        " , ",
+        '"q"',
+    ]
+    parts += ["\x0b", "\u2028", "\x1c", "\x85"]
+    plain = 0
+    for _ in range(600):
+        path = tmp_path / "train.csv"
+        path.write_text("".join(rng.choice(parts, int(rng.integers(0, 12)))), encoding="utf-8", newline="")
+        with open(path, newline="") as f:
+            want = [r[0].strip() for r in csv.reader(f) if r and r[0].strip()]
+        got = yolo._plain_split_rows(path)
+        plain += got is not None
+        assert got is None or got == want
+        assert yolo.split_rows(path) == want
+    assert plain > 100  # the plain reader ran
+
+
+def test_a_damaged_per_file_cache_entry_is_checked_again(tmp_path):
+    root = tmp_path / "ds"
+    generate(root, images=12, size=64, seed=5)
+    fresh = check_dataset(root, use_cache=False, workers=1).to_dict()
+    assert check_dataset(root, workers=1).to_dict() == fresh
+    cache = next((root / ".detcli-cache").glob("check-*.json"))
+    saved = json.loads(cache.read_text())
+    damage = [
+        ["ok"],
+        ["ok", None, 1, None, 64, 64, "empty", [], 0, []],
+        ["what", None, 1, 5, 64, 64, "", [], 0, []],
+    ]
+    damage += [["ok", None, "x", 5, 64, 64, "labelled", [["a"]], 1, ["y"]], "not a list"]
+    for entry, bad in zip(saved["files"].values(), damage, strict=False):
+        entry[1] = bad
+    cache.write_text(json.dumps(saved))
+    # (the whole report would be reused as it is: without it, the check reads the per-file entries)
+    next((root / ".detcli-cache").glob("report-*.json")).unlink()
+    assert check_dataset(root, workers=1).to_dict() == fresh

@@ -121,6 +121,9 @@ SPLIT_LIST_FORMAT = "a split list is UTF-8 text, one image path a line (relative
 
 def split_rows(csv_path: Path) -> list[str]:
     """The image paths (relative to the dataset root) a split CSV lists; `SplitListError` if it is not text."""
+    rows = _plain_split_rows(csv_path)
+    if rows is not None:
+        return rows
     try:
         f = open(csv_path, newline="")  # noqa: SIM115 (closed below: the errors of open and of reading differ)
     except OSError as e:
@@ -134,6 +137,20 @@ def split_rows(csv_path: Path) -> list[str]:
             raise SplitListError(csv_path, reason) from None
         except csv.Error as e:  # a NUL byte, an unclosed quote at the end
             raise SplitListError(csv_path, f"{e}: {SPLIT_LIST_FORMAT}", reader.line_num or None) from None
+
+
+def _plain_split_rows(csv_path: Path) -> list[str] | None:
+    """What the CSV reader gives for a list with one plain path a line (no quote, comma, NUL or line end of
+    str's own), read by a few string operations instead of a row at a time; None for any other list."""
+    from engine.data.file_check import TEXT_ENCODING, read_file
+
+    try:
+        text = read_file(csv_path).decode(TEXT_ENCODING)
+    except (OSError, UnicodeError, LookupError):
+        return None  # the reader names the problem
+    if any(c in text for c in '",\0\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029'):
+        return None
+    return list(filter(None, map(str.strip, text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))))
 
 
 def split_images(root: Path, split: str) -> list[Path]:
@@ -237,7 +254,7 @@ def load_records(
     has = [i for i, t in enumerate(texts) if t is not None]
     parsed = parse_label_batch(
         [texts[i] for i in has], [labels[i] for i in has], [kept[i][1:] for i in has], len(class_names)
-    )
+    ).files()
     by_index = dict(zip(has, parsed, strict=True))
     records, problems = [], []
     for i in order:
