@@ -3,21 +3,25 @@
 Reports the time per image of the check with no cache, the growth ratio 32k/8k (target <= 4.6; linear is 4),
 the check's time over reading and decoding every image alone in the same pool (target <= 1.5), the cached
 re-check (target <= 5% of the first, the check with no cache) and the peak memory of the largest check (target
-< 1 GiB). `first_with_cache_s` is a first check as a user runs it: cache on, nothing cached yet.
+< 1 GiB). `first_with_cache_s` is a first check as a user runs it: cache on, nothing cached yet (and
+`cached_fraction_of_first_with_cache` the re-check over it). A re-check of an unchanged dataset is one stat per
+image and per label file, and reading the stored report: `stat_every_file_s` times those stats alone.
 
 The check and its floor run interleaved (decode, check, decode, check, ...) with the same worker count, and each
-ratio takes the best time of each side, so a neighbour's load on a shared machine hits both alike. The floor is
+ratio takes the best time of each side, so a neighbour's load on a shared machine hits both alike
+(`check_over_decode_by_round` is the median of each round's pair instead). The floor is
 the images alone: listed, read and decoded (`cv2.imdecode`, as the check decodes) in the same pool. Memory is
 the proportional set size (PSS: shared pages split between the processes) of this process and all its children
 (the pool's fork server and workers), sampled every 20 ms while the check runs.
 
-`per_file_us` splits one core's time per file of the largest dataset (4000 files, best of 5) into what the check
-does beyond the floor: the 9x8 grey thumbnail of the difference hash, reading the label file, and the rest of
+`per_file_us` splits one core's time per file of the largest dataset (4000 files, best of 5; its
+`check_over_decode_one_core` is the check's time over the floor's on one core, without the pool) into what the
+check does beyond the floor: the 9x8 grey thumbnail of the difference hash, reading the label file, and the rest of
 `check_files` (label parsing and findings, result records). It says where the check's time over decoding goes.
 (No file is hashed whole: exact copies share size and difference hash, and only files that share both with an
 earlier one are read again and compared, in the parent.)
 
-Run: `python benchmarks/data_check_scale.py [--sizes 2000 8000 32000] [--rounds 2] [--workers N] [--data DIR]`
+Run: `python benchmarks/data_check_scale.py [--sizes 2000 8000 32000] [--rounds 3] [--workers N] [--data DIR]`
 (datasets are made once under --data and reused).
 """
 
@@ -45,6 +49,7 @@ from engine.data.file_check import (
     thumbnail,
 )
 from engine.data.file_pool import default_workers, ordered_map
+from engine.data.file_stat import tree_stamps
 from engine.data.file_walk import files_under
 
 
@@ -125,13 +130,16 @@ def _per_file_us(root: Path, n: int = 4000, batch: int = 256) -> dict:
         out[name] = round(min(_timed(fn)[0] for _ in range(5)) / len(images) * 1e6, 2)
     known = out["read_and_decode"] + out["thumbnail"] + out["read_label"]
     out["labels_findings_records"] = round(out["check_files"] - known, 2)
+    # the check's work over the floor's on one core, without the pool: steadier than the wall-clock ratio on a
+    # shared machine, where the workers and the parent contend for caches and for what the host lends them
+    out["check_over_decode_one_core"] = round(out["check_files"] / out["read_and_decode"], 3)
     return out
 
 
 def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000, 32000])
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved decode/check rounds per size")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved decode/check rounds per size")
     ap.add_argument("--workers", type=int, default=default_workers())
     ap.add_argument("--data", type=Path, default=Path("/tmp/detcli-bench-data-check"))
     args = ap.parse_args()
@@ -151,11 +159,12 @@ def main() -> dict:
         for stale in (root / ".detcli-cache").glob("*.json"):  # a first check, as on a new dataset
             stale.unlink()
         fill_s, _ = _timed(check_dataset, root, workers=workers)  # with the cache on: checks and fills it
-        cached_s = []
+        cached_s, stats_s = [], []
         for _ in range(args.rounds):
             c, cached = _timed(check_dataset, root, workers=workers)
             cached_s.append(c)
             assert cached.to_dict() == rep.to_dict(), "the cached check differs from the fresh one"
+            stats_s.append(_timed(tree_stamps, [str(root / "labels"), str(root / "images")])[0])
         best_check, best_decode, best_cached = min(check_s), min(decode_s), min(cached_s)
         row = {
             "images": n,
@@ -163,9 +172,13 @@ def main() -> dict:
             "ms_per_image": round(best_check / n * 1000, 4),
             "decode_alone_s": [round(t, 3) for t in decode_s],
             "check_over_decode": round(best_check / best_decode, 3),
+            # each round's check over the floor run just before it (the same moment's neighbours), the median
+            "check_over_decode_by_round": round(float(np.median(np.divide(check_s, decode_s))), 3),
             "cached_s": [round(t, 3) for t in cached_s],
             "cached_fraction": round(best_cached / best_check, 4),
             "first_with_cache_s": round(fill_s, 3),
+            "cached_fraction_of_first_with_cache": round(best_cached / fill_s, 4),
+            "stat_every_file_s": round(min(stats_s), 3),  # the stamp of images/ and labels/ alone
             "findings": len(rep.findings),
             "peak_pss_mib": round(mem.peak_mib, 1),
         }

@@ -436,9 +436,10 @@ class _Normaliser:
         or empty part), else None: string searches over all rows at once, not a normalisation per row."""
         if os.sep != "/" or not rows:
             return None
-        if not all(r.startswith("images/") for r in rows):
+        text = "\n" + "\n".join(rows) + "\n"
+        # every line starts a row (no row holds a line end), and every row starts with images/
+        if not text.count("\n") == text.count("\nimages/") + 1 == len(rows) + 1:
             return None
-        text = "\n".join(rows) + "\n"
         if any(p in text for p in ("/.", "//", "/\n")):
             return None
         cut = len("images/")

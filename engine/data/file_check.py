@@ -171,7 +171,8 @@ def decode_bytes(
     return img, None
 
 
-_UNSUPPORTED = ("unsupported", None, 0, None, 0, 0, "", (), 0, ())
+_UNSUPPORTED, _CORRUPT = STATUSES.index("unsupported"), STATUSES.index("corrupt")
+_MISSING, _EMPTY, _LABELLED = (LABEL_STATES.index(s) for s in ("missing", "empty", "labelled"))
 _MISSING_MSG = "no label file: treated as background (create an empty file to mark it as such)"
 
 
@@ -184,14 +185,21 @@ def dataset_layout(root: str | Path) -> tuple[str, str]:
 def label_paths(layout: tuple[str, str], images: list[str]) -> list[str]:
     """labels/<same relative path>.txt of every image under images/ (the name alone for one elsewhere), by string
     operations; `layout` is `dataset_layout(root)`."""
+    return [label for label, _ in _labels_and_suffixes(layout, images)]
+
+
+def _labels_and_suffixes(layout: tuple[str, str], images: list[str]) -> list[tuple[str, str]]:
+    """(label path, lower-case suffix) of every image: `label_paths`, and `Path(image).suffix.lower()`."""
     prefix, labels_dir = layout
     out = []
     for p in images:
         rel = p[len(prefix) :] if p.startswith(prefix) else os.path.basename(p)
         dot, name_at = rel.rfind("."), rel.rfind(os.sep) + 1
         # as Path.with_suffix: a dot that starts the name, or ends it, is not a suffix
-        stem = rel[:dot] if name_at < dot < len(rel) - 1 else rel
-        out.append(labels_dir + stem + ".txt")
+        if name_at < dot < len(rel) - 1:
+            out.append((labels_dir + rel[:dot] + ".txt", rel[dot:].lower()))
+        else:
+            out.append((labels_dir + rel + ".txt", ""))
     return out
 
 
@@ -202,59 +210,84 @@ def check_files(settings: FileCheckSettings, layout: tuple[str, str], images: li
     One read and one decode per image, everything else computed from them; hashes, label values and box sizes
     of the whole batch go through single array operations (numpy costs more per call than a small file does).
     """
-    # per file: [status, error, size, width, height, label, findings, boxes, labels]; the dhash joins at the end
-    rows: list[list] = []
+    n = len(images)
+    status, label_state = bytearray(n), bytearray(n)  # codes: STATUSES[0] is "ok", LABEL_STATES[0] is ""
+    size, width, height = [0] * n, [0] * n, [0] * n
+    notes: dict[int, tuple[str | None, tuple]] = {}  # image -> (error, findings)
+    read: list[int] = []  # the images decoded, whose thumbnails follow
     thumbs: list[np.ndarray] = []
-    texts: list[tuple[int, str, str]] = []  # (index in rows, label path, text) of the non-empty label files
-    for img_path, label in zip(images, label_paths(layout, images), strict=True):
-        suffix = _suffix(img_path)
+    texts: list[tuple[int, str, str]] = []  # (image, label path, text) of the non-empty label files
+    for k, (img_path, (label, suffix)) in enumerate(
+        zip(images, _labels_and_suffixes(layout, images), strict=True)
+    ):
         if suffix not in IMAGE_SUFFIXES:
-            rows.append(None)  # type: ignore[arg-type]
+            status[k] = _UNSUPPORTED
+            notes[k] = (None, ())
             continue
         data = read_file(img_path)
-        size = len(data)
+        size[k] = len(data)
         img, err = decode_bytes(img_path, data, suffix)
         del data
         if err:
-            rows.append(["corrupt", err, size, 0, 0, "", (), 0, ()])
+            status[k] = _CORRUPT
+            notes[k] = (err, ())
             continue
-        h, w = img.shape[:2]
+        height[k], width[k] = img.shape[:2]
+        read.append(k)
         thumbs.append(thumbnail(img))
         del img  # bounded memory: nothing of the image outlives its check
         try:
             # decoded as Path.read_text would (its universal newlines change nothing that splitlines sees)
             text = read_file(label).decode(TEXT_ENCODING, errors="replace")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            missing = (("warning", "missing label", label, _MISSING_MSG, None),)
-            rows.append(["ok", None, size, w, h, "missing", missing, 0, ()])
+            label_state[k] = _MISSING
+            notes[k] = (None, (("warning", "missing label", label, _MISSING_MSG, None),))
             continue
         if text.strip():
-            texts.append((len(rows), label, text))
-        rows.append(["ok", None, size, w, h, "empty", (), 0, ()])
+            label_state[k] = _LABELLED
+            texts.append((k, label, text))
+        else:
+            label_state[k] = _EMPTY
+    boxes, labels = np.zeros(n, np.int32), np.zeros(0, np.int64)
     if texts:
-        _check_labels(settings, texts, rows)
-    hashes = iter(hash_thumbnails(thumbs) if thumbs else ())
-    return BatchResult.of(
-        [
-            _UNSUPPORTED if r is None else (*r[:3], next(hashes) if r[0] == "ok" else None, *r[3:])
-            for r in rows
-        ]
+        labels = _check_labels(settings, texts, width, height, boxes, notes)
+    dhashes = np.zeros(n, np.uint64)
+    if thumbs:
+        dhashes[read] = hash_thumbnails(thumbs)
+    return BatchResult(
+        np.frombuffer(status, np.uint8),
+        np.array(size, np.int64),
+        dhashes,
+        np.array(width, np.int32),
+        np.array(height, np.int32),
+        np.frombuffer(label_state, np.uint8),
+        boxes,
+        labels,
+        [(k, e, f) for k, (e, f) in sorted(notes.items())],
     )
 
 
-def _check_labels(settings: FileCheckSettings, texts: list[tuple[int, str, str]], rows: list[list]) -> None:
-    """Parse the non-empty label files of a batch and fill in their rows' label, findings, boxes and labels."""
-    sizes = [(rows[i][3], rows[i][4]) for i, _, _ in texts]
+def _check_labels(
+    settings: FileCheckSettings,
+    texts: list[tuple[int, str, str]],
+    width: list[int],
+    height: list[int],
+    boxes: np.ndarray,
+    notes: dict[int, tuple[str | None, tuple]],
+) -> np.ndarray:
+    """Parse the non-empty label files of a batch: the count of valid boxes of each image goes to `boxes`, its
+    findings to `notes`; returns the class ids of all valid boxes, image after image."""
+    sizes = [(width[k], height[k]) for k, _, _ in texts]
     batch = parse_label_batch(
         [t for _, _, t in texts], [lb for _, lb, _ in texts], sizes, settings.num_classes
     )
+    boxes[[k for k, _, _ in texts]] = batch.counts
     tiny = _tiny_counts(batch.boxes, batch.counts, sizes, settings)
-    ids = batch.ids.tolist()
-    end = 0
-    for (i, label, text), n, problems, repeats, n_tiny in zip(
-        texts, batch.counts, batch.problems, batch.maybe_repeated, tiny, strict=True
+    for (k, label, text), problems, repeats, n_tiny in zip(
+        texts, batch.problems, batch.maybe_repeated, tiny, strict=True
     ):
-        start, end = end, end + n
+        if not (problems or repeats or n_tiny):
+            continue
         findings = [("error", "bad label", str(p.path), f"{p.message}: {p.text!r}", p.line) for p in problems]
         if repeats:
             findings.extend(_repeated_rows(label, text))
@@ -270,8 +303,9 @@ def _check_labels(settings: FileCheckSettings, texts: list[tuple[int, str, str]]
                     None,
                 )
             )
-        row = rows[i]
-        row[5], row[6], row[7], row[8] = "labelled", tuple(findings), n, tuple(ids[start:end])
+        if findings:
+            notes[k] = (None, tuple(findings))
+    return batch.ids
 
 
 def _repeated_rows(label: str, text: str) -> list[tuple]:
@@ -285,13 +319,6 @@ def _repeated_rows(label: str, text: str) -> list[tuple]:
         for line, k in Counter(lines).items()
         if k > 1
     ]
-
-
-def _suffix(path: str) -> str:
-    """`Path(path).suffix.lower()` without building a Path."""
-    name = path[path.rfind(os.sep) + 1 :]
-    i = name.rfind(".")
-    return name[i:].lower() if 0 < i < len(name) - 1 else ""
 
 
 def _tiny_counts(

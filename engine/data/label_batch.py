@@ -31,7 +31,7 @@ class LabelBatch:
     boxes: np.ndarray  # (boxes, 4) float32: xyxy pixels
     ids: np.ndarray  # (boxes,) int64: class ids
     counts: list[int]  # boxes of each file
-    problems: list[list[LabelProblem]]  # of each file
+    problems: list  # of each file: its LabelProblems (an empty sequence for a clean file)
     maybe_repeated: list[bool]  # of each file: may it repeat a row? (every file that does is among them)
 
     def files(self) -> list[Parsed]:
@@ -66,10 +66,11 @@ def _parse(
     texts: list[str], paths: list[str], sizes: list[tuple[int, int]], num_classes: int | None
 ) -> LabelBatch:
     n = len(texts)
-    slow = [True] * n  # files parsed row by row (their text is compared for repeated rows)
-    maybe_repeated = [True] * n
     fast, counts, v = _plain_rows(texts)
     boxes, ids = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    out_counts = np.zeros(n, np.int64)
+    maybe_repeated = np.ones(n, bool)  # files parsed row by row are compared as text
+    slow = np.ones(n, bool)
     keep = np.zeros(0, bool)
     if fast:
         c, cx, cy, w, h = v.T
@@ -93,23 +94,21 @@ def _parse(
             axis=1,
         ).astype(np.float32)
         ids = cls.astype(np.int64)
-        dirty = set(owner[bad].tolist())
-        repeats = _repeating_owners(v, owner)
-        for k, i in enumerate(fast):
-            if k not in dirty:
-                slow[i] = False
-                maybe_repeated[i] = k in repeats
-        keep = ~np.isin(owner, list(dirty)) if dirty else np.ones(len(owner), bool)
+        clean = np.bincount(owner[bad], minlength=len(fast)) == 0  # of the fast files
+        files = np.asarray(fast)[clean]
+        slow[files] = False
+        out_counts[files] = np.asarray(counts)[clean]
+        maybe_repeated[files] = _repeating_owners(v, owner, len(fast))[clean]
+        keep = clean[owner]
+    problems: list = [()] * n  # (read only: one empty tuple shared by the clean files)
     per_file: list[Parsed | None] = [None] * n
-    for i in range(n):
-        if slow[i]:
-            per_file[i] = parse_label_text(texts[i], Path(paths[i]), *sizes[i], num_classes)
-    fast_counts = dict(zip(fast, counts, strict=True))
-    out_counts = [len(p[0]) if p is not None else fast_counts[i] for i, p in enumerate(per_file)]
-    problems = [p[2] if p is not None else [] for p in per_file]
-    if any(p is not None for p in per_file):  # put the row-by-row files' boxes in their place
-        boxes, ids = _in_file_order(per_file, boxes[keep], ids[keep], out_counts)
-    return LabelBatch(boxes, ids, out_counts, problems, maybe_repeated)
+    for i in np.flatnonzero(slow).tolist():
+        per_file[i] = parsed = parse_label_text(texts[i], Path(paths[i]), *sizes[i], num_classes)
+        out_counts[i], problems[i] = len(parsed[0]), parsed[2]
+    counts_list = out_counts.tolist()
+    if slow.any():  # put the row-by-row files' boxes in their place
+        boxes, ids = _in_file_order(per_file, boxes[keep], ids[keep], counts_list)
+    return LabelBatch(boxes, ids, counts_list, problems, maybe_repeated.tolist())
 
 
 def _in_file_order(
@@ -191,15 +190,19 @@ def _floats(text: str) -> bool:
     return True
 
 
-def _repeating_owners(v: np.ndarray, owner: np.ndarray) -> set[int]:
-    """Owners that may have two rows of equal values (every owner that has is among them): the only files whose
-    text can repeat a row. Rows are compared by a mix of their values and owner, one sort instead of six."""
+def _repeating_owners(v: np.ndarray, owner: np.ndarray, owners: int) -> np.ndarray:
+    """Of each of `owners` owners: may it have two rows of equal values? (Every owner that has is flagged.) Only
+    such a file's text can repeat a row. Rows are compared by a mix of their values and owner: one sort, not six.
+    """
+    out = np.zeros(owners, bool)
     if len(v) < 2:
-        return set()
+        return out
     # element-wise arithmetic only: equal rows give equal keys bit for bit (a dot product need not)
     key = owner * 4099.0
     for col, weight in zip(v.T, (1.0, 0.7548776662, 0.5698402910, 0.4301597090, 0.3247179572), strict=True):
         key = key + col * weight
     order = np.argsort(key, kind="stable")
-    same = key[order][1:] == key[order][:-1]
-    return set(owner[order][1:][same].tolist()) | set(owner[order][:-1][same].tolist())
+    same = np.flatnonzero(key[order][1:] == key[order][:-1])
+    out[owner[order][same]] = True
+    out[owner[order][same + 1]] = True
+    return out
