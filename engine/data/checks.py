@@ -167,12 +167,12 @@ def check_dataset(
         report.backgrounds += int(np.count_nonzero(batch.label == EMPTY))
         report.boxes += int(batch.boxes.sum())
         at += len(batch.status)
-    ok_at = np.concatenate(ok_parts or [np.zeros(0, np.int64)]).tolist()
+    ok_at = np.concatenate(ok_parts or [np.zeros(0, np.int64)])  # (an array: 8 bytes an image, at any scale)
     hashes = np.concatenate(hash_parts or [np.zeros(0, np.uint64)])
     report.images = corrupt + len(ok_at)
     copy_of = _exact_copies(images, ok_at, hashes, np.concatenate(size_parts or [np.zeros(0)]))
     copies = [
-        (ok_at[i], _dup(images[ok_at[first]], images[ok_at[i]], split_of, "exact duplicate"))
+        (int(ok_at[i]), _dup(images[ok_at[first]], images[ok_at[i]], split_of, "exact duplicate"))
         for i, first in sorted(copy_of.items())
     ]
     # an image's exact-copy finding before what its own check found, as the images come
@@ -205,7 +205,7 @@ def check_dataset(
     return report
 
 
-def _exact_copies(images: list[str], at: list[int], hashes: np.ndarray, sizes: np.ndarray) -> dict[int, int]:
+def _exact_copies(images: list[str], at: np.ndarray, hashes: np.ndarray, sizes: np.ndarray) -> dict[int, int]:
     """{i: the first with its bytes} of every image i whose bytes equal an earlier one's, of the images read
     (image i is `images[at[i]]`, with difference hash `hashes[i]` and `sizes[i]` bytes).
 
