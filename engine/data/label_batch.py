@@ -150,9 +150,8 @@ def _plain_rows(texts: list[str]) -> tuple[list[int], list[int], np.ndarray]:
     space = (b == _SPACE) | (b == _TAB) | lf | cr
     starts = ~space
     starts[1:] &= space[:-1]  # the first character of each value
-    line = (
-        np.cumsum(ends, dtype=np.int32) - ends
-    )  # of each character: the line it is on (a line end is on the line it ends)
+    # of each character: the line it is on (a line end is on the line it ends)
+    line = np.cumsum(ends, dtype=np.int32) - ends
     n_lines = int(line[-1]) + 1
     per_line = np.bincount(line[starts], minlength=n_lines)
     first_char = np.cumsum([0] + [len(texts[i]) + 1 for i in plain[:-1]])
