@@ -35,8 +35,8 @@ from engine.data.formats.yolo import ImageSizeCache, SplitListError, read_classe
 from engine.data.near_dup import near_duplicate_pairs
 
 OK, CORRUPT = STATUSES.index("ok"), STATUSES.index("corrupt")
-CACHE_RUN = 1024  # results from the cache go on as batches of this many
 EMPTY, LABELLED = LABEL_STATES.index("empty"), LABEL_STATES.index("labelled")
+CACHE_RUN = 1024  # results from the cache go on as batches of this many
 
 
 @dataclass

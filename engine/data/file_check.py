@@ -331,8 +331,7 @@ def _tiny_counts(
     w = np.repeat(np.asarray([s[0] for s in sizes], np.float32), counts)
     h = np.repeat(np.asarray([s[1] for s in sizes], np.float32), counts)
     scale = min(settings.imgsz[0], settings.imgsz[1]) * settings.mosaic_scale
-    b = boxes
-    side = np.minimum((b[:, 2] - b[:, 0]) * scale / w, (b[:, 3] - b[:, 1]) * scale / h)
+    side = np.minimum((boxes[:, 2] - boxes[:, 0]) * scale / w, (boxes[:, 3] - boxes[:, 1]) * scale / h)
     owner = np.repeat(np.arange(len(counts)), counts)
     return np.bincount(owner[side < settings.min_px], minlength=len(counts)).tolist()
 
