@@ -17,7 +17,7 @@ setup:
     python=$(command -v python3.11 || command -v python3)
     [ -x {{ py }} ] || "$python" -m venv {{ venv }}
     stamp={{ venv }}/.detcli-setup
-    want=$(cat pyproject.toml Justfile | sha256sum | cut -c1-16)
+    want=$(cat pyproject.toml Justfile setup.py engine/data/*.c | sha256sum | cut -c1-16)
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && {{ py }} -c "import engine, detcli, torch" 2>/dev/null; then
         echo "setup: .venv is up to date"; exit 0
     fi
@@ -29,6 +29,9 @@ setup:
         fi
     fi
     {{ py }} -m pip install -e ".[dev,int8]"
+    # the data check's C kernels build where a compiler is found; without them it runs the same checks, slower
+    {{ py }} -c "import engine.data._area_dhash, engine.data._dir_stats" 2>/dev/null \
+        || echo "setup: no C compiler found: the data check runs without its native kernels (same findings, slower)"
     # tmux drives the real-terminal dashboard test; install it where we can (root on Debian/Ubuntu)
     if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         (apt-get install -y -qq tmux >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null 2>&1)) \

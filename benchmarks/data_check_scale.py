@@ -16,7 +16,7 @@ the proportional set size (PSS: shared pages split between the processes) of thi
 
 `per_file_us` splits one core's time per file of the largest dataset (4000 files, best of 5; its
 `check_over_decode_one_core` is the check's time over the floor's on one core, without the pool) into what the
-check does beyond the floor: the 9x8 grey thumbnail of the difference hash, reading the label file, and the rest of
+check does beyond the floor: the difference hash (grey image, 9x8 thumbnail), reading the label file, and the rest of
 `check_files` (label parsing and findings, result records). It says where the check's time over decoding goes.
 (No file is hashed whole: exact copies share size and difference hash, and only files that share both with an
 earlier one are read again and compared, in the parent.)
@@ -46,11 +46,11 @@ from engine.data.file_check import (
     decode_files,
     label_paths,
     read_file,
-    thumbnail,
 )
 from engine.data.file_pool import default_workers, ordered_map
 from engine.data.file_stat import tree_stamps
 from engine.data.file_walk import files_under
+from engine.data.image_hash import HashBatch
 
 
 def _dataset(base: Path, n: int) -> Path:
@@ -111,6 +111,13 @@ def _decode_all(root: Path, workers: int) -> int:
     return sum(ordered_map(decode_files, files_under(str(root / "images")), workers))
 
 
+def _hash_all(images: list[np.ndarray]) -> np.ndarray:
+    batch = HashBatch()
+    for img in images:
+        batch.add(img)
+    return batch.hashes()
+
+
 def _per_file_us(root: Path, n: int = 4000, batch: int = 256) -> dict:
     """One core's time per file (µs, best of 5) of the floor and of each part of the check beyond it."""
     images = files_under(str(root / "images"))[:n]
@@ -121,14 +128,14 @@ def _per_file_us(root: Path, n: int = 4000, batch: int = 256) -> dict:
     batches = [images[i : i + batch] for i in range(0, len(images), batch)]
     parts = {
         "read_and_decode": lambda: [decode_files(b) for b in batches],
-        "thumbnail": lambda: [thumbnail(img) for img in decoded],
+        "dhash": lambda: _hash_all(decoded),
         "read_label": lambda: [read_file(p) for p in label_paths(layout, images)],
         "check_files": lambda: [check_files(settings, layout, b) for b in batches],
     }
     out = {}
     for name, fn in parts.items():
         out[name] = round(min(_timed(fn)[0] for _ in range(5)) / len(images) * 1e6, 2)
-    known = out["read_and_decode"] + out["thumbnail"] + out["read_label"]
+    known = out["read_and_decode"] + out["dhash"] + out["read_label"]
     out["labels_findings_records"] = round(out["check_files"] - known, 2)
     # the check's work over the floor's on one core, without the pool: steadier than the wall-clock ratio on a
     # shared machine, where the workers and the parent contend for caches and for what the host lends them

@@ -3,8 +3,7 @@ cache stores (one result per image).
 
 A batch's results cross to the parent as a `BatchResult`: a few arrays, and the few images with something to say
 (a per-image object would cost the parent more to unpickle and walk than a small image costs to check). The cache
-stores one plain `FileResult` tuple per image. Neither holds pixels: the image is dropped as soon as its thumbnail
-is taken.
+stores one plain `FileResult` tuple per image. Neither holds pixels: the image is dropped as soon as it is hashed.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 
 from engine.data.formats.yolo import IMAGE_SUFFIXES
+from engine.data.image_hash import HashBatch
 from engine.data.label_batch import parse_label_batch
 
 # what Path.read_text decodes with
@@ -136,27 +136,6 @@ class BatchResult(NamedTuple):
 _DTYPES = (np.uint8, np.int64, np.uint64, np.int32, np.int32, np.uint8, np.int32, np.int64)
 
 
-def dhash(image: np.ndarray, size: int = 8) -> int:
-    """64-bit difference hash: robust to resizing/re-encoding, so near-duplicate frames collide."""
-    return hash_thumbnails([thumbnail(image, size)])[0]
-
-
-def thumbnail(image: np.ndarray, size: int = 8) -> np.ndarray:
-    """The grey (size, size + 1) image `dhash` compares neighbouring pixels of."""
-    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (size + 1, size), interpolation=cv2.INTER_AREA)
-
-
-def hash_thumbnails(thumbs: list[np.ndarray]) -> list[int]:
-    """`dhash` of each thumbnail (all of one size), in a few array operations for the whole batch."""
-    t = np.stack(thumbs)
-    bits = (t[:, :, 1:] > t[:, :, :-1]).reshape(len(t), -1)
-    packed = np.packbits(bits, axis=1)  # first bit most significant, as int("0101...", 2) reads them
-    if packed.shape[1] == 8:  # the 64-bit hash of size 8: each row is one big-endian integer
-        return packed.view(">u8").ravel().tolist()
-    shift = -bits.shape[1] % 8
-    return [int.from_bytes(row.tobytes(), "big") >> shift for row in packed]
-
-
 def decode_bytes(
     path: str | Path, data: bytes, suffix: str | None = None
 ) -> tuple[np.ndarray | None, str | None]:
@@ -214,8 +193,8 @@ def check_files(settings: FileCheckSettings, layout: tuple[str, str], images: li
     status, label_state = bytearray(n), bytearray(n)  # codes: STATUSES[0] is "ok", LABEL_STATES[0] is ""
     size, width, height = [0] * n, [0] * n, [0] * n
     notes: dict[int, tuple[str | None, tuple]] = {}  # image -> (error, findings)
-    read: list[int] = []  # the images decoded, whose thumbnails follow
-    thumbs: list[np.ndarray] = []
+    read: list[int] = []  # the images decoded, whose hashes follow
+    hashes = HashBatch()
     texts: list[tuple[int, str, str]] = []  # (image, label path, text) of the non-empty label files
     for k, (img_path, (label, suffix)) in enumerate(
         zip(images, _labels_and_suffixes(layout, images), strict=True)
@@ -234,7 +213,7 @@ def check_files(settings: FileCheckSettings, layout: tuple[str, str], images: li
             continue
         height[k], width[k] = img.shape[:2]
         read.append(k)
-        thumbs.append(thumbnail(img))
+        hashes.add(img)
         del img  # bounded memory: nothing of the image outlives its check
         try:
             # decoded as Path.read_text would (its universal newlines change nothing that splitlines sees)
@@ -252,8 +231,8 @@ def check_files(settings: FileCheckSettings, layout: tuple[str, str], images: li
     if texts:
         labels = _check_labels(settings, texts, width, height, boxes, notes)
     dhashes = np.zeros(n, np.uint64)
-    if thumbs:
-        dhashes[read] = hash_thumbnails(thumbs)
+    if read:
+        dhashes[read] = hashes.hashes()
     return BatchResult(
         np.frombuffer(status, np.uint8),
         np.array(size, np.int64),

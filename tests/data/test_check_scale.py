@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from detcli.cli import cli
 from engine.data import checks, file_stat, near_dup
 from engine.data.checks import check_dataset
-from engine.data.file_check import dhash
 from engine.data.file_walk import files_under
 from engine.data.formats.yolo import load_records, parse_label_text, read_classes
+from engine.data.image_hash import dhash
 from engine.data.label_batch import parse_label_batch
 from engine.data.near_dup import near_duplicate_pairs, near_duplicate_pairs_pairwise
 from engine.data.synth import generate
@@ -319,6 +319,7 @@ def test_stats_in_a_forked_child_equal_stats_in_one_process(tmp_path, monkeypatc
     stamps = file_stat.tree_stamps([str(tmp_path / "a"), str(tmp_path / "b")])
     assert stamps == [file_stat.tree_stamp(str(tmp_path / "a")), file_stat.tree_stamp(str(tmp_path / "b"))]
     with monkeypatch.context() as m:  # where scandir takes no descriptor (Windows): by path, the same stamp
+        m.setattr(file_stat, "_dir_stats", None)
         m.setattr(file_stat.os, "supports_fd", set())
         assert file_stat.tree_stamp(str(tmp_path / "a")) == stamps[0]
     edited = tmp_path / "a" / "s1" / "f3.txt"

@@ -1,0 +1,105 @@
+"""The 64-bit difference hash of an image: its 9x8 grey thumbnail (OpenCV's INTER_AREA resize), each pixel
+compared with its right neighbour. Near-duplicate frames differ in a few bits; exact copies share all 64.
+
+The thumbnail's resize is OpenCV's general area path, scalar code that costs a seventh of decoding a small image;
+where the native kernel (`_area_dhash`, built from C by `pip install`) is present and gives OpenCV's bits on
+this install, it computes the hash instead. Either way the bits are OpenCV's: cached results and reported
+duplicates do not depend on which ran.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+THUMB_SIZE = (9, 8)  # (width, height): 8 comparisons in each of 8 rows
+
+
+def grey_of(image: np.ndarray) -> np.ndarray:
+    """The grey image of a BGR one, as OpenCV converts it."""
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def thumbnail(grey: np.ndarray) -> np.ndarray:
+    """The (8, 9) thumbnail of a grey image whose neighbouring pixels the hash compares."""
+    return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA)
+
+
+def hash_thumbnails(thumbs: list[np.ndarray]) -> list[int]:
+    """The hash of each thumbnail, in a few array operations for all of them."""
+    t = np.stack(thumbs)
+    bits = (t[:, :, 1:] > t[:, :, :-1]).reshape(len(t), -1)
+    # the first bit most significant, as int("0101...", 2) reads them: each row is one big-endian integer
+    return np.packbits(bits, axis=1).view(">u8").ravel().tolist()
+
+
+def dhash(image: np.ndarray) -> int:
+    """The difference hash of a BGR image."""
+    batch = HashBatch()
+    batch.add(image)
+    return int(batch.hashes()[0])
+
+
+class HashBatch:
+    """The hashes of a batch of images, added one at a time (so each image can be dropped as soon as it is
+    added): the native kernel's hash where it applies, else the thumbnail, hashed with the others at the end."""
+
+    def __init__(self) -> None:
+        self._kernel = native_kernel()
+        self._hashes: list[int] = []
+        self._thumbs: list[np.ndarray] = []
+        self._thumbs_at: list[int] = []
+
+    def add(self, image: np.ndarray) -> None:
+        grey = grey_of(image)
+        h = self._kernel(grey) if self._kernel else None
+        if h is None:  # no kernel, or a shape OpenCV resizes by another path (smaller than 9x8, whole blocks)
+            self._thumbs_at.append(len(self._hashes))
+            self._thumbs.append(thumbnail(grey))
+            h = 0
+        self._hashes.append(h)
+
+    def hashes(self) -> np.ndarray:
+        """uint64: the hash of each image, in the order added."""
+        out = np.array(self._hashes, np.uint64)
+        if self._thumbs:
+            out[self._thumbs_at] = hash_thumbnails(self._thumbs)
+        return out
+
+
+@functools.cache
+def native_kernel() -> Callable[[np.ndarray], int | None] | None:
+    """The native hash of a grey image, if it is built and gives OpenCV's bits here (checked once per process on
+    seeded images: a different OpenCV could resize differently), else None."""
+    try:
+        from engine.data import _area_dhash
+    except ImportError:  # no C compiler at install time: OpenCV's path
+        return None
+    for grey in _self_check_images():
+        got = _area_dhash.dhash(grey)
+        if got is not None and got != hash_thumbnails([thumbnail(grey)])[0]:
+            warnings.warn(
+                f"the native image hash differs from OpenCV {cv2.__version__}'s resize on a {grey.shape} image: "
+                "using OpenCV's (a slower data check, the same findings)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+    return _area_dhash.dhash
+
+
+def _self_check_images() -> list[np.ndarray]:
+    """Seeded grey images: noise (every tap weighted wrong shows), and two-level images whose cell averages sit
+    at x.5 (where a sum in another order rounds the other way), at the sizes datasets have and odd ones."""
+    rng = np.random.default_rng(20261206)
+    shapes = [(64, 64), (48, 64), (480, 640), (37, 23), (8, 10), (9, 9), (17, 9), (100, 1000), (333, 211)]
+    images = []
+    for h, w in shapes:
+        images.append(rng.integers(0, 256, (h, w), dtype=np.uint8))
+        base = np.uint8(rng.integers(0, 255))
+        images.append(base + (rng.random((h, w)) < 0.5).astype(np.uint8))
+    return images
