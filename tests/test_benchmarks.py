@@ -24,7 +24,7 @@ CASES = {
     "dataloader": (["--samples", "16"], ["detcli_workers_0_img_s", "detcli_workers_2_img_s"]),
     "data_check_scale": (
         ["--sizes", "300", "600", "--rounds", "1"],
-        ["rows", "growth_600_over_300", "peak_pss_mib"],
+        ["rows", "growth_600_over_300", "peak_pss_mib", "native_kernels"],
     ),
 }
 NEEDS_SHARED = {"inference_latency", "dataloader"}
