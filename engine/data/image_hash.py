@@ -19,9 +19,10 @@ import numpy as np
 THUMB_SIZE = (9, 8)  # (width, height): 8 comparisons in each of 8 rows
 
 
-def grey_of(image: np.ndarray) -> np.ndarray:
-    """The grey image of a BGR one, as OpenCV converts it."""
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+def grey_of(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The grey image of a BGR one, as OpenCV converts it; written into `out` where it has the image's size
+    (OpenCV allocates a new array otherwise, which is what is returned)."""
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, out)
 
 
 def thumbnail(grey: np.ndarray) -> np.ndarray:
@@ -53,9 +54,12 @@ class HashBatch:
         self._hashes: list[int] = []
         self._thumbs: list[np.ndarray] = []
         self._thumbs_at: list[int] = []
+        # one grey image reused while the sizes repeat: a fresh array costs a third of the conversion of a
+        # small image (neither the kernel nor a thumbnail keeps a reference to it)
+        self._grey: np.ndarray | None = None
 
     def add(self, image: np.ndarray) -> None:
-        grey = grey_of(image)
+        grey = self._grey = grey_of(image, self._grey)
         h = self._kernel(grey) if self._kernel else None
         if h is None:  # no kernel, or a shape OpenCV resizes by another path (smaller than 9x8, whole blocks)
             self._thumbs_at.append(len(self._hashes))
