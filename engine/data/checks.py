@@ -178,10 +178,13 @@ def check_dataset(
     # an image's exact-copy finding before what its own check found, as the images come
     report.findings.extend(f for _, f in heapq.merge(copies, noted, key=itemgetter(0)))
     pairs = near_duplicate_pairs(hashes, near_dup_bits)
-    for i, j, dist in pairs.tolist():
-        if copy_of.get(i, i) != copy_of.get(j, j):  # exact copies were reported above
-            what = f"near duplicate (hash distance {dist})"
-            add(_dup(images[ok_at[i]], images[ok_at[j]], split_of, what))
+    first, second, dists = pairs.T.tolist() if len(pairs) else ([], [], [])
+    for i, j, a, b, dist in zip(
+        first, second, ok_at[first].tolist(), ok_at[second].tolist(), dists, strict=True
+    ):
+        if copy_of and copy_of.get(i, i) == copy_of.get(j, j):  # exact copies were reported above
+            continue
+        add(_dup(images[a], images[b], split_of, f"near duplicate (hash distance {dist})"))
     class_ids = np.concatenate(id_parts or [np.zeros(0, np.int64)])
     counts = _class_counts(class_ids)
     report.class_counts = {names[c] if c < len(names) else str(c): k for c, k in counts.items()}

@@ -40,7 +40,7 @@ def near_duplicate_pairs(hashes: np.ndarray, k: int) -> np.ndarray:
     for mask in _band_masks(k):
         band = h & np.uint64(mask)
         order = np.argsort(band)  # any order within a run: pairs are sorted at the end
-        sb = band[order]
+        sb, hs = band[order], h[order]  # (candidates compare sorted neighbours: near, not scattered, reads)
         # members of one band value sit in one run of the sorted order: every position pairs with the ones
         # after it in its run
         new_run = np.empty(n, bool)
@@ -56,12 +56,11 @@ def near_duplicate_pairs(hashes: np.ndarray, k: int) -> np.ndarray:
             if not total:
                 continue
             first = np.repeat(np.arange(lo, hi), cnt)
-            # 1, 2, ... within each position's partners
-            step = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt) + 1
-            a, b = order[first], order[first + step]
-            keep = np.bitwise_count(h[a] ^ h[b]) <= k
+            # the partners of each position: 1, 2, ... after it
+            second = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt) + 1 + first
+            keep = np.bitwise_count(hs[first] ^ hs[second]) <= k
             if keep.any():
-                a, b = a[keep], b[keep]
+                a, b = order[first[keep]], order[second[keep]]
                 found.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
     if not found:
         return np.zeros((0, 3), np.int64)
