@@ -5,13 +5,14 @@
  * is scalar code with a chain of dependent additions per output pixel. The hash must keep its exact bits (cached
  * results and reported near duplicates depend on them), so this reproduces OpenCV's arithmetic step by step: the
  * same float32 taps, the same order of additions, the same rounding; only independent rows run side by side. The
- * Python side (engine/data/thumb_hash.py) checks it against cv2 once per process and uses cv2 where they differ or
+ * Python side (engine/data/image_hash.py) checks it against cv2 once per process and uses cv2 where they differ or
  * where this returns None (shapes OpenCV resizes by another path).
  *
  * Build with -ffp-contract=off: a fused multiply-add rounds once where OpenCV rounds twice.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -89,11 +90,13 @@ static void row_cells(const uint8_t *data, Py_ssize_t h, Py_ssize_t w, Py_ssize_
     for (Py_ssize_t y0 = 0; y0 < h; y0 += LANES) {
         int n = h - y0 < LANES ? (int)(h - y0) : LANES;
         for (int r = 0; r < LANES; r++) {
-            const uint8_t *p = data + (y0 + r) * s0;
             float *out = block + r;
-            if (r >= n) {
+            if (r >= n) { /* past the last row: lanes summed but never stored, zero so they stay plain numbers */
                 for (Py_ssize_t x = 0; x < w; x++) out[x * LANES] = 0.f;
-            } else if (s1 == 1) {
+                continue;
+            }
+            const uint8_t *p = data + (y0 + r) * s0;
+            if (s1 == 1) {
                 for (Py_ssize_t x = 0; x < w; x++) out[x * LANES] = (float)p[x];
             } else {
                 for (Py_ssize_t x = 0; x < w; x++) out[x * LANES] = (float)p[x * s1];
@@ -155,8 +158,7 @@ static PyObject *dhash(PyObject *Py_UNUSED(module), PyObject *image) {
     }
     Py_ssize_t h = v.shape[0], w = v.shape[1];
     double scale_x = 1.0 / ((double)OUT_W / (double)w), scale_y = 1.0 / ((double)OUT_H / (double)h);
-    int area_fast = fabs(scale_x - round_int(scale_x)) < 2.220446049250313e-16 &&
-                    fabs(scale_y - round_int(scale_y)) < 2.220446049250313e-16;
+    int area_fast = fabs(scale_x - round_int(scale_x)) < DBL_EPSILON && fabs(scale_y - round_int(scale_y)) < DBL_EPSILON;
     if ((h == OUT_H && w == OUT_W) || scale_x < 1 || scale_y < 1 || area_fast) {
         result = Py_None; /* a copy, an enlargement or a whole-block average: OpenCV takes other paths */
         Py_INCREF(result);
